@@ -1,0 +1,166 @@
+package runc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/moby/sys/capability"
+	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/sysbox-dev/sysbox/internal/ipc"
+)
+
+// Sockets of the daemons; variables so tests can point elsewhere.
+var (
+	mgrSocket = envOr("SYSBOX_MGR_SOCKET", ipc.MgrSocket)
+	fsSocket  = envOr("SYSBOX_FS_SOCKET", ipc.FsSocket)
+)
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// daemonErr turns "nothing listens" into what to do about it.
+func daemonErr(name string, err error) error {
+	if errors.Is(err, ipc.ErrNotRunning) {
+		return fmt.Errorf("%s is not running (%v): start it with `sysbox install` (or `%s &` by hand), then retry", name, err, name)
+	}
+	return fmt.Errorf("%s: %w", name, err)
+}
+
+func registerMgr(ctx context.Context, id, bundle string, s *specs.Spec, o Options) (ipc.MgrRegistration, error) {
+	var mounted []string
+	for _, m := range s.Mounts {
+		mounted = append(mounted, filepath.Clean(m.Destination))
+	}
+	reg, err := ipc.Call[ipc.MgrRegister, ipc.MgrRegistration](ctx, mgrSocket, ipc.MgrRegisterMethod, ipc.MgrRegister{
+		ID: id, Bundle: bundle, Rootfs: s.Root.Path, IDSize: o.IDSize, Mounted: mounted,
+	})
+	if err != nil {
+		return reg, daemonErr("sysbox-mgr", err)
+	}
+	return reg, nil
+}
+
+func stoppedMgr(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := ipc.Call[ipc.MgrID, ipc.Empty](ctx, mgrSocket, ipc.MgrStoppedMethod, ipc.MgrID{ID: id}); err != nil {
+		slog.Warn("tell sysbox-mgr the container stopped", "id", id, "err", err)
+	}
+}
+
+// mgrMounts turns the manager's dirs into spec mounts.
+func mgrMounts(ms []ipc.MgrMount) []specs.Mount {
+	var out []specs.Mount
+	for _, m := range ms {
+		opts := []string{"rbind", "nosuid", "nodev"}
+		if m.ReadOnly {
+			opts = append(opts, "ro")
+		}
+		if m.Idmap {
+			opts = append(opts, "idmap")
+		}
+		out = append(out, specs.Mount{Destination: m.Dest, Source: m.Source, Type: "bind", Options: opts})
+	}
+	return out
+}
+
+func registerFs(ctx context.Context, id string, s *specs.Spec, uid, gid uint32) ([]specs.Mount, error) {
+	reg, err := ipc.Call[ipc.FsRegister, ipc.FsRegistration](ctx, fsSocket, ipc.FsRegisterMethod, ipc.FsRegister{
+		ID: id, UIDBase: uid, GIDBase: gid, Hostname: s.Hostname,
+	})
+	if err != nil {
+		return nil, daemonErr("sysbox-fs", err)
+	}
+	var out []specs.Mount
+	for _, m := range reg.Mounts {
+		out = append(out, specs.Mount{Destination: m.Dest, Source: m.Source, Type: "bind", Options: []string{"bind", "nosuid", "nodev"}})
+	}
+	return out, nil
+}
+
+func startedFs(ctx context.Context, id string, pid int, ct *libcontainer.Container) error {
+	st, err := ct.State()
+	if err != nil {
+		return err
+	}
+	if _, err := ipc.Call[ipc.FsStarted, ipc.Empty](ctx, fsSocket, ipc.FsStartedMethod, ipc.FsStarted{ID: id, Pid: pid, Cgroups: st.CgroupPaths}); err != nil {
+		return daemonErr("sysbox-fs", err)
+	}
+	return nil
+}
+
+func unregisterFs(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := ipc.Call[ipc.MgrID, ipc.Empty](ctx, fsSocket, ipc.FsUnregisterMethod, ipc.MgrID{ID: id}); err != nil && !errors.Is(err, ipc.ErrNotRunning) {
+		slog.Warn("unregister from sysbox-fs", "id", id, "err", err)
+	}
+}
+
+// probeHost reads what the transform needs to know about this machine.
+func probeHost() (Host, error) {
+	var h Host
+	caps, err := ownCaps()
+	if err != nil {
+		return h, err
+	}
+	h.Caps = caps
+	_, err = os.Stat("/proc/self/ns/time")
+	h.TimeNS = err == nil
+	if b, err := os.ReadFile("/proc/self/oom_score_adj"); err == nil {
+		h.OOMScoreAdj, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	h.CanLowerOOM = hasCap("CAP_SYS_RESOURCE", caps)
+	return h, nil
+}
+
+func hasCap(c string, caps []string) bool {
+	for _, x := range caps {
+		if x == c {
+			return true
+		}
+	}
+	return false
+}
+
+// ownCaps lists the runtime's effective capabilities by name.
+func ownCaps() ([]string, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return nil, err
+	}
+	var eff uint64
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			eff, err = strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				return nil, fmt.Errorf("parse CapEff: %w", err)
+			}
+		}
+	}
+	return capNames(eff), nil
+}
+
+func capNames(mask uint64) []string {
+	known, _ := capability.ListSupported()
+	var out []string
+	for _, c := range known {
+		if mask&(1<<uint(c)) != 0 {
+			out = append(out, "CAP_"+strings.ToUpper(c.String()))
+		}
+	}
+	return out
+}

@@ -1,0 +1,376 @@
+package runc
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// rootfsMount is the container's id-mapped view of its rootfs. It lives on
+// the host only until the container's mount namespace holds it.
+type rootfsMount struct {
+	path    string
+	release func()
+}
+
+// mountRootfs shows the image's files to the container with their own
+// owners, without chowning anything: an engine's overlay rootfs is rebuilt
+// over id-mapped layers; a plain directory gets an id-mapped bind.
+func mountRootfs(stateRoot, id string, s *specs.Spec) (*rootfsMount, error) {
+	src := s.Root.Path
+	dir := filepath.Join(stateRoot, ".sysbox", id)
+	target := filepath.Join(dir, "rootfs")
+	if err := privateDir(filepath.Join(stateRoot, ".sysbox")); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(target, 0o700); err != nil {
+		return nil, err
+	}
+	var once sync.Once
+	rm := &rootfsMount{path: target, release: func() {
+		once.Do(func() {
+			if err := unix.Unmount(target, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+				slog.Warn("unmount rootfs", "path", target, "err", err)
+			}
+			_ = os.Remove(target)
+			_ = os.Remove(dir)
+		})
+	}}
+	userns, err := usernsFd(s.Linux.UIDMappings, s.Linux.GIDMappings)
+	if err != nil {
+		rm.release()
+		return nil, err
+	}
+	defer unix.Close(userns)
+
+	mi, err := mountAt(src)
+	if err != nil {
+		rm.release()
+		return nil, err
+	}
+	if mi != nil && mi.fstype == "overlay" {
+		err = mountIdmappedOverlay(src, mi.super, target, userns, s.Root.Readonly)
+	} else {
+		err = bindIdmapped(src, target, userns)
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOTSUP) {
+			slog.Warn("the rootfs filesystem cannot be id-mapped: chowning it into the container's range instead", "path", src, "err", err)
+			rm.release()
+			if err := shiftOwners(src, s.Linux.UIDMappings[0].HostID, s.Linux.GIDMappings[0].HostID, s.Linux.UIDMappings[0].Size); err != nil {
+				return nil, err
+			}
+			return &rootfsMount{path: src, release: func() {}}, nil
+		}
+	}
+	if err != nil {
+		rm.release()
+		return nil, fmt.Errorf("id-mapped rootfs for %s: %w", src, err)
+	}
+	return rm, nil
+}
+
+// privateDir makes dir a private mount, so the rootfs mounts under it are
+// neither propagated to other namespaces nor unmounted by propagation.
+func privateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	mi, err := mountAt(dir)
+	if err != nil {
+		return err
+	}
+	if mi == nil {
+		if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind %s: %w", dir, err)
+		}
+	}
+	if err := unix.Mount("", dir, "", unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make %s private: %w", dir, err)
+	}
+	return nil
+}
+
+type mountInfo struct {
+	fstype string
+	super  string
+}
+
+// mountAt finds the topmost mount whose mount point is path (nil if path is
+// not a mount point).
+func mountAt(path string) (*mountInfo, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var found *mountInfo
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		mp, fstype, super, ok := parseMountinfoLine(sc.Text())
+		if ok && mp == path {
+			found = &mountInfo{fstype: fstype, super: super}
+		}
+	}
+	return found, sc.Err()
+}
+
+// parseMountinfoLine returns the mount point, fs type and super options of
+// a /proc/self/mountinfo line.
+func parseMountinfoLine(line string) (mp, fstype, super string, ok bool) {
+	pre, post, found := strings.Cut(line, " - ")
+	if !found {
+		return "", "", "", false
+	}
+	f := strings.Fields(pre)
+	g := strings.Fields(post)
+	if len(f) < 5 || len(g) < 3 {
+		return "", "", "", false
+	}
+	return unescapeOctal(f[4]), g[0], g[2], true
+}
+
+func unescapeOctal(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// overlayLayers reads lowerdir, upperdir and workdir from overlay super
+// options. Relative dirs (an engine's short form for long lists) are taken
+// relative to base.
+func overlayLayers(super, base string) (lower []string, upper, work string, err error) {
+	for _, o := range splitOpts(super) {
+		k, v, _ := strings.Cut(o, "=")
+		switch k {
+		case "lowerdir":
+			for _, l := range strings.Split(v, ":") {
+				if l != "" {
+					lower = append(lower, abs(base, l))
+				}
+			}
+		case "upperdir":
+			upper = abs(base, v)
+		case "workdir":
+			work = abs(base, v)
+		}
+	}
+	if len(lower) == 0 {
+		return nil, "", "", fmt.Errorf("overlay without lowerdir: %q", super)
+	}
+	if (upper == "") != (work == "") {
+		return nil, "", "", fmt.Errorf("overlay with upperdir but no workdir: %q", super)
+	}
+	return lower, upper, work, nil
+}
+
+// splitOpts splits comma-separated options, keeping escaped commas.
+func splitOpts(s string) []string {
+	var out []string
+	var cur strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '\\' && i+1 < len(s):
+			cur.WriteByte(s[i+1])
+			i++
+		case s[i] == ',':
+			out = append(out, cur.String())
+			cur.Reset()
+		default:
+			cur.WriteByte(s[i])
+		}
+	}
+	return append(out, cur.String())
+}
+
+func abs(base, p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(base, p)
+}
+
+// commonDir is the deepest directory holding every path.
+func commonDir(paths []string) string {
+	if len(paths) == 0 {
+		return "/"
+	}
+	common := filepath.Clean(paths[0])
+	for _, p := range paths[1:] {
+		p = filepath.Clean(p)
+		for common != "/" && p != common && !strings.HasPrefix(p, common+"/") {
+			common = filepath.Dir(common)
+		}
+	}
+	return common
+}
+
+// mountIdmappedOverlay mounts at target a new overlay over the same layers
+// as the engine's, seen through one id-mapped mount of their common parent.
+func mountIdmappedOverlay(rootfs, super, target string, userns int, ro bool) error {
+	// Docker's merged dir is <layers>/<id>/merged; its short lowerdirs are
+	// relative to <layers>.
+	lower, upper, work, err := overlayLayers(super, filepath.Dir(filepath.Dir(rootfs)))
+	if err != nil {
+		return err
+	}
+	all := []string{}
+	for i, l := range lower {
+		if r, err := filepath.EvalSymlinks(l); err == nil {
+			lower[i] = r
+		}
+		all = append(all, lower[i])
+	}
+	if upper != "" {
+		all = append(all, upper, work)
+	}
+	base := commonDir(all)
+	fd, err := idmappedTree(base, userns)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	via := func(p string) string {
+		rel, _ := filepath.Rel(base, p)
+		return "/proc/self/fd/" + strconv.Itoa(fd) + "/" + rel
+	}
+	var opts []string
+	ls := make([]string, len(lower))
+	for i, l := range lower {
+		ls[i] = via(l)
+	}
+	opts = append(opts, "lowerdir="+strings.Join(ls, ":"))
+	if upper != "" {
+		opts = append(opts, "upperdir="+via(upper), "workdir="+via(work))
+	}
+	// The engine's own mount still uses the same upper dir; without an
+	// index that is allowed (and nothing writes through the engine's).
+	opts = append(opts, "index=off")
+	data := strings.Join(opts, ",")
+	if len(data) >= os.Getpagesize() {
+		return fmt.Errorf("too many image layers (%d) for one overlay mount", len(lower))
+	}
+	var flags uintptr
+	if ro {
+		flags |= unix.MS_RDONLY
+	}
+	if err := unix.Mount("overlay", target, "overlay", flags, data); err != nil {
+		return fmt.Errorf("mount overlay on id-mapped layers: %w", err)
+	}
+	return nil
+}
+
+// bindIdmapped puts at target an id-mapped bind of src.
+func bindIdmapped(src, target string, userns int) error {
+	fd, err := idmappedTree(src, userns)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.MoveMount(fd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("move id-mapped mount to %s: %w", target, err)
+	}
+	return nil
+}
+
+// idmappedTree returns a detached, id-mapped clone of the mount at path.
+func idmappedTree(path string, userns int) (int, error) {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, path, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return -1, fmt.Errorf("open_tree %s: %w", path, err)
+	}
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(userns)}
+	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, attr); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("id-map %s: %w", path, err)
+	}
+	return fd, nil
+}
+
+// usernsFd returns a user namespace with the container's mappings. The
+// process that owns it is stopped by ptrace before it runs anything, and
+// is killed once we hold the namespace.
+func usernsFd(uids, gids []specs.LinuxIDMapping) (int, error) {
+	toSys := func(m []specs.LinuxIDMapping) []syscall.SysProcIDMap {
+		var out []syscall.SysProcIDMap
+		for _, x := range m {
+			out = append(out, syscall.SysProcIDMap{ContainerID: int(x.ContainerID), HostID: int(x.HostID), Size: int(x.Size)})
+		}
+		return out
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	p, err := os.StartProcess("/proc/self/exe", []string{"sysbox-userns"}, &os.ProcAttr{Sys: &syscall.SysProcAttr{
+		Cloneflags:  unix.CLONE_NEWUSER,
+		UidMappings: toSys(uids),
+		GidMappings: toSys(gids),
+		Ptrace:      true,
+	}})
+	if err != nil {
+		return -1, fmt.Errorf("create user namespace for id-mapped mounts: %w", err)
+	}
+	defer func() {
+		_ = p.Kill()
+		_, _ = p.Wait()
+	}()
+	fd, err := unix.Open("/proc/"+strconv.Itoa(p.Pid)+"/ns/user", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("open user namespace: %w", err)
+	}
+	return fd, nil
+}
+
+// shiftOwners is the fallback where the kernel cannot id-map: it moves
+// every owner below size into the range starting at uid/gid.
+func shiftOwners(root string, uid, gid, size uint32) error {
+	return filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return nil
+		}
+		nu, ng := int(st.Uid), int(st.Gid)
+		if st.Uid < size {
+			nu = int(uid + st.Uid)
+		}
+		if st.Gid < size {
+			ng = int(gid + st.Gid)
+		}
+		if nu == int(st.Uid) && ng == int(st.Gid) {
+			return nil
+		}
+		mode := fi.Mode()
+		if err := os.Lchown(p, nu, ng); err != nil {
+			return err
+		}
+		// chown clears setuid/setgid bits; put them back.
+		if mode&(os.ModeSetuid|os.ModeSetgid) != 0 && mode&os.ModeSymlink == 0 {
+			return os.Chmod(p, mode)
+		}
+		return nil
+	})
+}
