@@ -1,5 +1,7 @@
 package ipc
 
+import "time"
+
 // Sockets of the daemons.
 const (
 	MgrSocket  = RunDir + "/mgr.sock"
@@ -63,11 +65,27 @@ type MgrContainer struct {
 	Running   bool     `json:"running"`
 	Dirs      []string `json:"dirs,omitempty"`
 	DiskBytes int64    `json:"diskBytes"`
+
+	GIDBase uint32    `json:"gidBase"`
+	Rootfs  string    `json:"rootfs,omitempty"`
+	Created time.Time `json:"created"`
+	// Removing: the container is gone and its dirs are being deleted (a
+	// removal that failed is retried at every sweep).
+	Removing bool `json:"removing,omitempty"`
 }
 
 // MgrStatus lists what the manager holds.
 type MgrStatus struct {
 	Containers []MgrContainer `json:"containers"`
+
+	DataRoot string `json:"dataRoot"`
+	// Idmap: special dirs are id-mapped (else chowned to each range).
+	Idmap bool `json:"idmap"`
+	// IDStart and IDCount are the sysbox range of /etc/subuid and
+	// /etc/subgid that container ranges come from; IDsUsed of it are taken.
+	IDStart uint64 `json:"idStart"`
+	IDCount uint64 `json:"idCount"`
+	IDsUsed uint64 `json:"idsUsed"`
 }
 
 // Fs daemon methods.
