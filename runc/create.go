@@ -196,11 +196,11 @@ func startContainer(g *Globals, f *createFlags, act action, detach, subreaper bo
 		slog.Warn(string(w), "id", f.ID)
 	}
 
-	rootfs, err := mountRootfs(g.Root, f.ID, spec)
+	rootfs, err := mountRootfs(f.ID, spec)
 	if err != nil {
 		return -1, err
 	}
-	undo.add(rootfs.release)
+	undo.add(rootfs.remove)
 	spec.Root.Path = rootfs.path
 
 	config, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{

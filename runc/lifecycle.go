@@ -77,6 +77,7 @@ func (c *deleteCmd) Run(g *Globals) error {
 		if errors.Is(err, libcontainer.ErrNotExist) {
 			// runc removes a leftover state dir and, with --force, is quiet.
 			_ = os.RemoveAll(filepath.Join(g.Root, c.ID))
+			removeRootfsDir(c.ID)
 			if c.Force {
 				return nil
 			}
@@ -120,6 +121,7 @@ func waitStopped(ct *libcontainer.Container, d time.Duration) {
 func destroy(g *Globals, ct *libcontainer.Container) error {
 	id := ct.ID()
 	err := ct.Destroy()
+	removeRootfsDir(id)
 	unregisterFs(id)
 	stoppedMgr(id)
 	if err == nil {

@@ -15,26 +15,48 @@ import (
 
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/sysbox-dev/sysbox/internal/ipc"
 )
 
 // rootfsMount is the container's id-mapped view of its rootfs. It lives on
 // the host only until the container's mount namespace holds it.
 type rootfsMount struct {
-	path    string
+	path string
+	// release unmounts the host's copy; the empty dir stays until the
+	// container is deleted, since libcontainer starts exec'd processes
+	// from the rootfs path.
 	release func()
+	// remove also removes the dir (a failed create).
+	remove func()
+}
+
+// removeRootfsDir removes what mountRootfs left for a container.
+func removeRootfsDir(id string) {
+	dir := filepath.Join(rootfsDir, id)
+	_ = unix.Unmount(filepath.Join(dir, "rootfs"), unix.MNT_DETACH)
+	_ = os.Remove(filepath.Join(dir, "rootfs"))
+	_ = os.Remove(dir)
 }
 
 // mountRootfs shows the image's files to the container with their own
 // owners, without chowning anything: an engine's overlay rootfs is rebuilt
 // over id-mapped layers; a plain directory gets an id-mapped bind.
-func mountRootfs(stateRoot, id string, s *specs.Spec) (*rootfsMount, error) {
+func mountRootfs(id string, s *specs.Spec) (*rootfsMount, error) {
 	src := s.Root.Path
-	dir := filepath.Join(stateRoot, ".sysbox", id)
+	dir := filepath.Join(rootfsDir, id)
 	target := filepath.Join(dir, "rootfs")
-	if err := privateDir(filepath.Join(stateRoot, ".sysbox")); err != nil {
+	if err := privateDir(rootfsDir); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(target, 0o700); err != nil {
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("%s exists: a container %s is being created under another --root; pick another id", dir, id)
+		}
+		return nil, err
+	}
+	if err := os.Mkdir(target, 0o700); err != nil {
+		_ = os.Remove(dir)
 		return nil, err
 	}
 	var once sync.Once
@@ -43,20 +65,22 @@ func mountRootfs(stateRoot, id string, s *specs.Spec) (*rootfsMount, error) {
 			if err := unix.Unmount(target, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
 				slog.Warn("unmount rootfs", "path", target, "err", err)
 			}
-			_ = os.Remove(target)
-			_ = os.Remove(dir)
 		})
 	}}
+	rm.remove = func() {
+		rm.release()
+		removeRootfsDir(id)
+	}
 	userns, err := usernsFd(s.Linux.UIDMappings, s.Linux.GIDMappings)
 	if err != nil {
-		rm.release()
+		rm.remove()
 		return nil, err
 	}
 	defer unix.Close(userns)
 
 	mi, err := mountAt(src)
 	if err != nil {
-		rm.release()
+		rm.remove()
 		return nil, err
 	}
 	if mi != nil && mi.fstype == "overlay" {
@@ -65,25 +89,37 @@ func mountRootfs(stateRoot, id string, s *specs.Spec) (*rootfsMount, error) {
 		err = bindIdmapped(src, target, userns)
 		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOTSUP) {
 			slog.Warn("the rootfs filesystem cannot be id-mapped: chowning it into the container's range instead", "path", src, "err", err)
-			rm.release()
+			rm.remove()
 			if err := shiftOwners(src, s.Linux.UIDMappings[0].HostID, s.Linux.GIDMappings[0].HostID, s.Linux.UIDMappings[0].Size); err != nil {
 				return nil, err
 			}
-			return &rootfsMount{path: src, release: func() {}}, nil
+			return &rootfsMount{path: src, release: func() {}, remove: func() {}}, nil
 		}
 	}
 	if err != nil {
-		rm.release()
+		rm.remove()
 		return nil, fmt.Errorf("id-mapped rootfs for %s: %w", src, err)
 	}
 	return rm, nil
 }
 
+// rootfsDir holds the rootfs mounts while containers are created. The
+// container's root must be able to walk to its rootfs, so every dir on the
+// way is searchable (0711) though not listable.
+var rootfsDir = ipc.RunDir + "/rootfs"
+
 // privateDir makes dir a private mount, so the rootfs mounts under it are
 // neither propagated to other namespaces nor unmounted by propagation.
 func privateDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return err
+	}
+	for d := dir; d != "/"; d = filepath.Dir(d) {
+		if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o001 == 0 {
+			if err := os.Chmod(d, fi.Mode().Perm()|0o011); err != nil {
+				return err
+			}
+		}
 	}
 	mi, err := mountAt(dir)
 	if err != nil {

@@ -118,7 +118,9 @@ func Handle[Req, Resp any](s *Server, method string, fn func(context.Context, Re
 
 // Listen creates the socket (its directory too), replacing a stale one.
 func Listen(socket string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(socket), 0o700); err != nil {
+	// 0711: containers' roots walk through RunDir to their rootfs mounts;
+	// the sockets themselves are root-only.
+	if err := os.MkdirAll(filepath.Dir(socket), 0o711); err != nil {
 		return nil, fmt.Errorf("create %s: %w", filepath.Dir(socket), err)
 	}
 	if conn, err := net.DialTimeout("unix", socket, time.Second); err == nil {
