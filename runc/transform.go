@@ -146,6 +146,7 @@ func Transform(s *specs.Spec, opts Options, h Host) ([]Warning, error) {
 		}
 	}
 	transformMounts(s, h)
+	clampPingRange(s)
 
 	if s.Process.OOMScoreAdj != nil && *s.Process.OOMScoreAdj < h.OOMScoreAdj && !h.CanLowerOOM {
 		warns = append(warns, Warning(fmt.Sprintf("oom_score_adj %d is below the runtime's %d and this host lets no process lower it: keeping %d", *s.Process.OOMScoreAdj, h.OOMScoreAdj, h.OOMScoreAdj)))
@@ -332,4 +333,30 @@ func hasEnv(env []string, key string) bool {
 		}
 	}
 	return false
+}
+
+// clampPingRange keeps net.ipv4.ping_group_range inside the container's
+// gids: engines ask for "0 2147483647", which a user namespace refuses.
+func clampPingRange(s *specs.Spec) {
+	v, ok := s.Linux.Sysctl["net.ipv4.ping_group_range"]
+	if !ok || len(s.Linux.GIDMappings) == 0 {
+		return
+	}
+	var lo, hi uint64
+	if _, err := fmt.Sscanf(v, "%d %d", &lo, &hi); err != nil {
+		return
+	}
+	var maxGID uint64
+	for _, m := range s.Linux.GIDMappings {
+		if end := uint64(m.ContainerID) + uint64(m.Size) - 1; end > maxGID {
+			maxGID = end
+		}
+	}
+	if hi > maxGID {
+		hi = maxGID
+	}
+	if lo > hi {
+		lo = hi
+	}
+	s.Linux.Sysctl["net.ipv4.ping_group_range"] = fmt.Sprintf("%d %d", lo, hi)
 }
