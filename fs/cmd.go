@@ -1,9 +1,250 @@
-// Package fs is the fs daemon: per-container FUSE views of /proc and /sys.
+// Package fs is the fs daemon (`sysbox fs`, `sysbox-fs`): one FUSE mount
+// holding a directory per registered container, whose files the runtime
+// binds over the container's /proc and /sys paths. It serves what the kernel
+// does not namespace (uptime, the global sysctls, the machine's UUID) per
+// container, and resource views (meminfo, cpuinfo, stat, loadavg,
+// diskstats, the cpu sysfs dir) that agree with the container's cgroup.
+//
+// Layout: cmd.go the command and its lifecycle; daemon.go the registry and
+// the API; tree.go resolves view paths to nodes; fuse.go the FUSE ops;
+// views.go and sysctl.go the pure logic behind the files; cgroup reading is
+// internal/cgview. No read or write path spawns a process: namespaced
+// sysctls are reached with setns on a locked thread (ns.go).
 package fs
 
-import "errors"
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jacobsa/fuse"
+	"golang.org/x/sys/unix"
+
+	"github.com/sysbox-dev/sysbox/internal/ipc"
+	"github.com/sysbox-dev/sysbox/internal/logging"
+)
 
 // Cmd is `sysbox fs` / `sysbox-fs`.
-type Cmd struct{}
+type Cmd struct {
+	Mountpoint string `default:"/var/lib/sysboxfs" help:"Where the FUSE view is mounted (a directory per container)."`
+	Socket     string `default:"/run/sysbox/fs.sock" help:"API socket the runtime registers containers on."`
+	Log        string `help:"Log file (default: stderr)."`
+	LogFormat  string `name:"log-format" enum:"text,json" default:"text" help:"Log format: text or json."`
+	Debug      bool   `help:"Log at debug level."`
+}
 
-func (c *Cmd) Run() error { return errors.New("sysbox-fs: not built yet") }
+// service is one server the daemon runs until its context ends.
+type service func(ctx context.Context) error
+
+func (c *Cmd) Run() error {
+	_, closer, err := logging.Setup(logging.Options{File: c.Log, Format: c.LogFormat, Debug: c.Debug})
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGTERM, unix.SIGINT)
+	defer stop()
+
+	srv, err := startServer(newHost("/proc", "/sys"), c.Mountpoint)
+	if err != nil {
+		return err
+	}
+	defer srv.close()
+	ln, err := ipc.Listen(c.Socket)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(c.Socket)
+
+	services := []service{
+		func(ctx context.Context) error { return srv.api().Serve(ctx, ln) },
+		srv.wait,
+		// The seccomp trap agent (trap/) joins here: a service on its own
+		// socket, sharing this daemon's lifetime.
+	}
+	slog.Info("sysbox-fs ready", "mountpoint", c.Mountpoint, "socket", c.Socket)
+	err = runAll(ctx, services)
+	slog.Info("sysbox-fs stopping")
+	return err
+}
+
+// runAll runs the services until ctx ends or one of them fails, then stops
+// the rest and waits for them.
+func runAll(ctx context.Context, services []service) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, len(services))
+	var wg sync.WaitGroup
+	for _, s := range services {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s(ctx)
+			if err != nil {
+				errc <- err
+			}
+			cancel()
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	return <-errc
+}
+
+// server is a mounted view and its daemon.
+type server struct {
+	d          *daemon
+	fs         *fsys
+	mfs        *fuse.MountedFileSystem
+	mountpoint string
+	once       sync.Once
+}
+
+// startServer mounts the view at mountpoint, first clearing a FUSE mount a
+// crashed daemon left there (its files answer ENOTCONN forever).
+func startServer(h *host, mountpoint string) (*server, error) {
+	if abs, err := filepath.Abs(mountpoint); err == nil {
+		mountpoint = abs
+	}
+	if err := os.MkdirAll(mountpoint, 0o755); err != nil && !errors.Is(err, unix.ENOTCONN) {
+		return nil, fmt.Errorf("create %s: %w", mountpoint, err)
+	}
+	if err := clearStale(mountpoint); err != nil {
+		return nil, err
+	}
+	d, err := newDaemon(h, mountpoint)
+	if err != nil {
+		return nil, err
+	}
+	f := newFsys(d)
+	mfs, err := mountFS(mountpoint, f)
+	if err != nil {
+		d.close()
+		return nil, fmt.Errorf("mount FUSE at %s: %w", mountpoint, err)
+	}
+	return &server{d: d, fs: f, mfs: mfs, mountpoint: mountpoint}, nil
+}
+
+// api is the runtime's side of the daemon.
+func (s *server) api() *ipc.Server {
+	api := ipc.NewServer()
+	ipc.Handle(api, ipc.FsRegisterMethod, s.d.register)
+	ipc.Handle(api, ipc.FsStartedMethod, s.d.started)
+	ipc.Handle(api, ipc.FsUnregisterMethod, s.d.unregister)
+	return api
+}
+
+// wait returns when ctx ends, or with an error if the mount goes away
+// under the daemon (someone unmounted it).
+func (s *server) wait(ctx context.Context) error {
+	if err := s.mfs.Join(ctx); err != nil && ctx.Err() != nil {
+		return nil
+	}
+	return fmt.Errorf("FUSE mount at %s ended", s.mountpoint)
+}
+
+// close unmounts the view and waits for the FUSE server to drain. Binds of
+// its files still in containers keep the connection alive: after a grace
+// period close gives up waiting; the connection ends with the process.
+func (s *server) close() {
+	s.once.Do(func() {
+		if err := unmount(s.mountpoint); err != nil {
+			slog.Warn("unmount", "path", s.mountpoint, "err", err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.mfs.Join(ctx); err != nil {
+			slog.Warn("FUSE server still busy after unmount (containers still bind its files)", "err", err)
+		}
+		s.d.close()
+	})
+}
+
+// unmount detaches the view; lazily if something still has it open.
+func unmount(dir string) error {
+	err := unix.Unmount(dir, 0)
+	if errors.Is(err, unix.EBUSY) {
+		err = unix.Unmount(dir, unix.MNT_DETACH)
+	}
+	if errors.Is(err, unix.EINVAL) {
+		return nil // not mounted
+	}
+	return err
+}
+
+// clearStale lazily unmounts FUSE mounts stacked at dir.
+func clearStale(dir string) error {
+	for range 16 {
+		fstype, err := mountedFS(dir)
+		if err != nil {
+			return err
+		}
+		if fstype == "" {
+			return nil
+		}
+		if !strings.HasPrefix(fstype, "fuse") {
+			return fmt.Errorf("%s already has a %s mount on it: pick another --mountpoint", dir, fstype)
+		}
+		slog.Warn("removing a stale FUSE mount", "path", dir)
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+			return fmt.Errorf("unmount stale %s: %w", dir, err)
+		}
+	}
+	return fmt.Errorf("%s: too many stacked mounts", dir)
+}
+
+// mountedFS returns the type of the topmost mount at dir, "" if none.
+func mountedFS(dir string) (string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	var fstype string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		// id parent maj:min root mountpoint options... - fstype source super
+		pre, post, ok := strings.Cut(sc.Text(), " - ")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(pre)
+		g := strings.Fields(post)
+		if len(f) < 5 || len(g) < 1 {
+			continue
+		}
+		if unescapeMountinfo(f[4]) == dir {
+			fstype = g[0] // later lines are mounted on top
+		}
+	}
+	return fstype, sc.Err()
+}
+
+// unescapeMountinfo undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}

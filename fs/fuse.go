@@ -1,0 +1,397 @@
+package fs
+
+import (
+	"context"
+	"hash/fnv"
+	"log/slog"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jacobsa/fuse"
+	"github.com/jacobsa/fuse/fuseops"
+	"github.com/jacobsa/fuse/fuseutil"
+)
+
+// fsys is the FUSE side: it maps the kernel's inode and handle numbers to
+// view paths and answers each op from the daemon's resolver. jacobsa/fuse
+// calls every method on its own goroutine, so the tables are locked.
+type fsys struct {
+	fuseutil.NotImplementedFileSystem
+	d *daemon
+
+	mu      sync.Mutex
+	inodes  map[fuseops.InodeID]*inode
+	ids     map[string]fuseops.InodeID
+	handles map[fuseops.HandleID]*handle
+	nextH   fuseops.HandleID
+}
+
+// inode is a path the kernel holds a reference to; lookups counts them, and
+// the entry goes when the kernel forgets them all.
+type inode struct {
+	path    string
+	lookups uint64
+}
+
+// handle is an open file or dir. A file's content is made on the read at
+// offset 0 and kept, so a reader that takes it in pieces sees one version.
+type handle struct {
+	mu   sync.Mutex
+	n    *node
+	buf  []byte
+	have bool
+	ents []dirent
+	dir  string
+}
+
+func newFsys(d *daemon) *fsys {
+	return &fsys{
+		d:       d,
+		inodes:  map[fuseops.InodeID]*inode{fuseops.RootInodeID: {path: "", lookups: 1}},
+		ids:     map[string]fuseops.InodeID{"": fuseops.RootInodeID},
+		handles: map[fuseops.HandleID]*handle{},
+	}
+}
+
+// inoHint is the inode number a path gets: a hash, so the same path keeps
+// its number across forgets and restarts.
+func inoHint(p string) fuseops.InodeID {
+	h := fnv.New64a()
+	h.Write([]byte(p))
+	id := fuseops.InodeID(h.Sum64())
+	if id <= fuseops.RootInodeID {
+		id += 2
+	}
+	return id
+}
+
+// acquire returns p's inode, taking one more kernel reference on it.
+func (f *fsys) acquire(p string) fuseops.InodeID {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if id, ok := f.ids[p]; ok {
+		f.inodes[id].lookups++
+		return id
+	}
+	id := inoHint(p)
+	for {
+		if _, taken := f.inodes[id]; !taken && id > fuseops.RootInodeID {
+			break
+		}
+		id++ // a hash collision: probe on
+	}
+	f.inodes[id] = &inode{path: p, lookups: 1}
+	f.ids[p] = id
+	return id
+}
+
+func (f *fsys) forget(id fuseops.InodeID, n uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	in, ok := f.inodes[id]
+	if !ok || id == fuseops.RootInodeID {
+		return
+	}
+	if in.lookups <= n {
+		delete(f.inodes, id)
+		delete(f.ids, in.path)
+		return
+	}
+	in.lookups -= n
+}
+
+func (f *fsys) pathOf(id fuseops.InodeID) (string, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	in, ok := f.inodes[id]
+	if !ok {
+		return "", false
+	}
+	return in.path, true
+}
+
+func (f *fsys) resolveInode(id fuseops.InodeID) (*node, string, error) {
+	p, ok := f.pathOf(id)
+	if !ok {
+		return nil, "", syscall.ESTALE
+	}
+	n, err := f.d.resolve(p)
+	if err != nil {
+		return nil, p, errnoOf(err)
+	}
+	return n, p, nil
+}
+
+func attrs(n *node) fuseops.InodeAttributes {
+	now := time.Now()
+	a := fuseops.InodeAttributes{Nlink: 1, Mode: n.mode.Perm() | n.mode&(os.ModeSetuid|os.ModeSetgid|os.ModeSticky), Uid: n.uid, Gid: n.gid, Atime: now, Mtime: now, Ctime: now}
+	switch n.kind {
+	case kDir:
+		a.Mode |= os.ModeDir
+		a.Nlink = 2
+	case kLink:
+		a.Mode = os.ModeSymlink | 0o777
+		a.Size = uint64(len(n.target))
+	}
+	return a
+}
+
+func joinPath(dir, name string) string {
+	if dir == "" {
+		return name
+	}
+	return dir + "/" + name
+}
+
+// Expirations stay zero: the files are live, the kernel must ask each time.
+
+func (f *fsys) StatFS(context.Context, *fuseops.StatFSOp) error { return nil }
+
+func (f *fsys) LookUpInode(_ context.Context, op *fuseops.LookUpInodeOp) error {
+	parent, ok := f.pathOf(op.Parent)
+	if !ok {
+		return syscall.ESTALE
+	}
+	p := joinPath(parent, op.Name)
+	n, err := f.d.resolve(p)
+	if err != nil {
+		return errnoOf(err)
+	}
+	op.Entry = fuseops.ChildInodeEntry{Child: f.acquire(p), Attributes: attrs(n)}
+	return nil
+}
+
+func (f *fsys) GetInodeAttributes(_ context.Context, op *fuseops.GetInodeAttributesOp) error {
+	n, _, err := f.resolveInode(op.Inode)
+	if err != nil {
+		return err
+	}
+	op.Attributes = attrs(n)
+	return nil
+}
+
+// SetInodeAttributes refuses chmod and chown: owners and modes say what a
+// container may do. A size change is accepted and ignored, because
+// `echo 1 > file` truncates before it writes.
+func (f *fsys) SetInodeAttributes(_ context.Context, op *fuseops.SetInodeAttributesOp) error {
+	if op.Mode != nil || op.Uid != nil || op.Gid != nil {
+		return syscall.EPERM
+	}
+	n, _, err := f.resolveInode(op.Inode)
+	if err != nil {
+		return err
+	}
+	if op.Size != nil {
+		if n.kind == kDir {
+			return syscall.EISDIR
+		}
+		if n.write == nil {
+			return syscall.EACCES
+		}
+	}
+	op.Attributes = attrs(n)
+	return nil
+}
+
+func (f *fsys) ForgetInode(_ context.Context, op *fuseops.ForgetInodeOp) error {
+	f.forget(op.Inode, op.N)
+	return nil
+}
+
+func (f *fsys) BatchForget(_ context.Context, op *fuseops.BatchForgetOp) error {
+	for _, e := range op.Entries {
+		f.forget(e.Inode, e.N)
+	}
+	return nil
+}
+
+func (f *fsys) newHandle(h *handle) fuseops.HandleID {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.nextH++
+	f.handles[f.nextH] = h
+	return f.nextH
+}
+
+func (f *fsys) handle(id fuseops.HandleID) (*handle, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	h, ok := f.handles[id]
+	return h, ok
+}
+
+func (f *fsys) dropHandle(id fuseops.HandleID) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.handles, id)
+}
+
+func (f *fsys) OpenDir(_ context.Context, op *fuseops.OpenDirOp) error {
+	n, p, err := f.resolveInode(op.Inode)
+	if err != nil {
+		return err
+	}
+	if n.kind != kDir {
+		return syscall.ENOTDIR
+	}
+	op.Handle = f.newHandle(&handle{n: n, dir: p})
+	return nil
+}
+
+func (f *fsys) ReadDir(_ context.Context, op *fuseops.ReadDirOp) error {
+	h, ok := f.handle(op.Handle)
+	if !ok {
+		return syscall.EBADF
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	// A fresh listing at offset 0 (opendir or rewinddir); later offsets index it.
+	if op.Offset == 0 || h.ents == nil {
+		ents, err := h.n.list()
+		if err != nil {
+			return errnoOf(err)
+		}
+		h.ents = ents
+	}
+	for i := int(op.Offset); i < len(h.ents); i++ {
+		e := h.ents[i]
+		t := fuseutil.DT_File
+		switch e.kind {
+		case kDir:
+			t = fuseutil.DT_Directory
+		case kLink:
+			t = fuseutil.DT_Link
+		}
+		n := fuseutil.WriteDirent(op.Dst[op.BytesRead:], fuseutil.Dirent{
+			Offset: fuseops.DirOffset(i + 1), Inode: inoHint(joinPath(h.dir, e.name)), Name: e.name, Type: t,
+		})
+		if n == 0 {
+			break
+		}
+		op.BytesRead += n
+	}
+	return nil
+}
+
+func (f *fsys) ReleaseDirHandle(_ context.Context, op *fuseops.ReleaseDirHandleOp) error {
+	f.dropHandle(op.Handle)
+	return nil
+}
+
+func (f *fsys) OpenFile(_ context.Context, op *fuseops.OpenFileOp) error {
+	n, _, err := f.resolveInode(op.Inode)
+	if err != nil {
+		return err
+	}
+	if n.kind != kFile {
+		return syscall.EISDIR
+	}
+	// As procfs: even root may not open a read-only file for writing.
+	if (op.OpenFlags.IsWriteOnly() || op.OpenFlags.IsReadWrite()) && n.write == nil {
+		return syscall.EACCES
+	}
+	op.Handle = f.newHandle(&handle{n: n})
+	// Sizes are 0: without direct I/O the kernel would read nothing.
+	op.UseDirectIO = true
+	return nil
+}
+
+func (f *fsys) ReadFile(_ context.Context, op *fuseops.ReadFileOp) error {
+	h, ok := f.handle(op.Handle)
+	if !ok {
+		return syscall.EBADF
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if op.Offset == 0 || !h.have {
+		if h.n.read == nil {
+			return syscall.EINVAL
+		}
+		b, err := h.n.read()
+		if err != nil {
+			slog.Debug("read", "err", err)
+			return errnoOf(err)
+		}
+		h.buf, h.have = b, true
+	}
+	if op.Offset >= int64(len(h.buf)) {
+		return nil
+	}
+	src := h.buf[op.Offset:]
+	if op.Dst != nil {
+		op.BytesRead = copy(op.Dst, src)
+		return nil
+	}
+	src = src[:min(int64(len(src)), op.Size)]
+	op.Data = [][]byte{src}
+	op.BytesRead = len(src)
+	return nil
+}
+
+func (f *fsys) WriteFile(_ context.Context, op *fuseops.WriteFileOp) error {
+	h, ok := f.handle(op.Handle)
+	if !ok {
+		return syscall.EBADF
+	}
+	if h.n.write == nil {
+		return syscall.EACCES
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.have = false
+	return errnoOf(h.n.write(op.Offset, op.Data))
+}
+
+// FlushFile and ReleaseFileHandle: writes are applied as they come, so
+// close has nothing left to do but forget the handle.
+func (f *fsys) FlushFile(context.Context, *fuseops.FlushFileOp) error { return nil }
+
+func (f *fsys) ReleaseFileHandle(_ context.Context, op *fuseops.ReleaseFileHandleOp) error {
+	f.dropHandle(op.Handle)
+	return nil
+}
+
+func (f *fsys) SyncFile(context.Context, *fuseops.SyncFileOp) error { return nil }
+
+func (f *fsys) ReadSymlink(_ context.Context, op *fuseops.ReadSymlinkOp) error {
+	n, _, err := f.resolveInode(op.Inode)
+	if err != nil {
+		return err
+	}
+	if n.kind != kLink {
+		return syscall.EINVAL
+	}
+	op.Target = n.target
+	return nil
+}
+
+// The view's shape is fixed: nothing is created, removed or renamed.
+
+func (f *fsys) MkDir(context.Context, *fuseops.MkDirOp) error           { return syscall.EPERM }
+func (f *fsys) MkNode(context.Context, *fuseops.MkNodeOp) error         { return syscall.EPERM }
+func (f *fsys) CreateFile(context.Context, *fuseops.CreateFileOp) error { return syscall.EPERM }
+func (f *fsys) CreateLink(context.Context, *fuseops.CreateLinkOp) error { return syscall.EPERM }
+func (f *fsys) CreateSymlink(context.Context, *fuseops.CreateSymlinkOp) error {
+	return syscall.EPERM
+}
+func (f *fsys) Rename(context.Context, *fuseops.RenameOp) error { return syscall.EPERM }
+func (f *fsys) RmDir(context.Context, *fuseops.RmDirOp) error   { return syscall.EPERM }
+func (f *fsys) Unlink(context.Context, *fuseops.UnlinkOp) error { return syscall.EPERM }
+
+var _ fuseutil.FileSystem = (*fsys)(nil)
+
+// mountFS mounts the view at dir: allow_other so containers' processes
+// reach it, default_permissions so the kernel checks the owners and modes
+// the view reports.
+func mountFS(dir string, f *fsys) (*fuse.MountedFileSystem, error) {
+	cfg := &fuse.MountConfig{
+		FSName:                  "sysboxfs",
+		Subtype:                 "sysboxfs",
+		Options:                 map[string]string{"allow_other": ""},
+		DisableWritebackCaching: true,
+		EnableAsyncReads:        false,
+	}
+	return fuse.Mount(dir, fuseutil.NewFileSystemServer(f), cfg)
+}

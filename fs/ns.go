@@ -1,0 +1,98 @@
+package fs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+
+	"golang.org/x/sys/unix"
+)
+
+// nsKind is a namespace a /proc/sys file can live in. Only the ones a
+// thread of a multi-threaded process may join with setns are here: the user
+// and mount namespaces are not (setns(user) needs a single-threaded caller;
+// mount would need unshare(CLONE_FS) and nothing here reads through it).
+type nsKind int
+
+const (
+	nsHost nsKind = iota // not namespaced: the host's value
+	nsNet
+	nsIPC
+	nsUTS
+	nsKinds
+)
+
+var nsNames = [nsKinds]string{nsHost: "", nsNet: "net", nsIPC: "ipc", nsUTS: "uts"}
+
+var nsFlags = [nsKinds]int{nsNet: unix.CLONE_NEWNET, nsIPC: unix.CLONE_NEWIPC, nsUTS: unix.CLONE_NEWUTS}
+
+// errNotStarted: the container's namespaces do not exist yet.
+var errNotStarted = errors.New("container not started")
+
+// nsSet holds open namespace files: a container's, or the daemon's own to
+// come back to. Holding the fd keeps the namespace alive until unregister,
+// so a file read after the container died fails cleanly instead of landing
+// in a recycled one.
+type nsSet [nsKinds]*os.File
+
+// openNS opens pid's namespaces (pid 0: the daemon's own).
+func openNS(pid int) (nsSet, error) {
+	var s nsSet
+	base := "/proc/self/ns/"
+	if pid != 0 {
+		base = fmt.Sprintf("/proc/%d/ns/", pid)
+	}
+	for k := nsNet; k < nsKinds; k++ {
+		f, err := os.Open(base + nsNames[k])
+		if err != nil {
+			s.close()
+			return nsSet{}, fmt.Errorf("open %s namespace: %w", nsNames[k], err)
+		}
+		s[k] = f
+	}
+	return s, nil
+}
+
+func (s *nsSet) close() {
+	for i, f := range s {
+		if f != nil {
+			f.Close()
+			s[i] = nil
+		}
+	}
+}
+
+// inNS runs fn on an OS thread that has joined target's namespace of kind k,
+// then puts the thread back in home's. Costs a goroutine and two setns
+// calls: microseconds, where re-executing a helper would cost milliseconds.
+// fn must only make syscalls (open/read/write the daemon's own /proc, which
+// resolves /proc/sys/net, ipc and uts files in the opener's namespaces),
+// never block on other goroutines.
+func inNS(k nsKind, target, home *os.File, fn func() error) error {
+	if k == nsHost {
+		return fn()
+	}
+	if target == nil {
+		return errNotStarted
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := unix.Setns(int(target.Fd()), nsFlags[k]); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("setns %s: %w", nsNames[k], err)
+			return
+		}
+		err := fn()
+		if rerr := unix.Setns(int(home.Fd()), nsFlags[k]); rerr != nil {
+			// Stay locked: the goroutine ends and the runtime kills the
+			// thread rather than let it serve others in the wrong namespace.
+			errc <- errors.Join(err, fmt.Errorf("setns back to own %s: %w", nsNames[k], rerr))
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- err
+	}()
+	return <-errc
+}

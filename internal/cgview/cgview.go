@@ -1,0 +1,244 @@
+// Package cgview reads a container's cgroup limits and usage, on cgroup v1
+// and v2 alike, and answers in version-free terms: bytes, CPUs, durations.
+// The fs daemon builds /proc/meminfo, /proc/cpuinfo, /proc/stat... from it;
+// the trap agent's sysinfo(2) uses the same numbers, so both agree.
+//
+// Nothing here caches or spawns: every call reads the cgroup files again,
+// which is a handful of small reads of kernel-generated text.
+package cgview
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Unlimited stands for "no limit" in every limit this package returns.
+const Unlimited = ^uint64(0)
+
+// unlimitedFloor: v1 reports "no limit" as a huge page-aligned number
+// (9223372036854771712 on 4k pages); anything this large means none.
+const unlimitedFloor = uint64(1) << 62
+
+// ErrNoController means the cgroup has no directory for the controller asked
+// about (a v1 hierarchy that is not mounted, or a container not started yet).
+var ErrNoController = errors.New("cgroup controller not available")
+
+// Cgroup is one container's cgroup: a directory per v1 controller, or one
+// unified directory on v2.
+type Cgroup struct {
+	dirs    map[string]string
+	unified string
+}
+
+// New takes what libcontainer reports as the container's cgroup paths: a v1
+// controller name ("memory", "cpu", "cpuacct", "cpuset", "blkio", "pids"...)
+// to its directory, or "" to the v2 directory.
+func New(dirs map[string]string) *Cgroup {
+	c := &Cgroup{dirs: make(map[string]string, len(dirs))}
+	for k, v := range dirs {
+		if v == "" {
+			continue
+		}
+		c.dirs[k] = v
+	}
+	c.unified = c.dirs[""]
+	return c
+}
+
+// V2 reports whether this is a unified (v2) cgroup.
+func (c *Cgroup) V2() bool { return c != nil && c.unified != "" }
+
+// dir is the directory holding ctrl's files, or "" if there is none.
+func (c *Cgroup) dir(ctrl string) string {
+	if c == nil {
+		return ""
+	}
+	if c.unified != "" {
+		return c.unified
+	}
+	return c.dirs[ctrl]
+}
+
+func (c *Cgroup) need(ctrl string) (string, error) {
+	d := c.dir(ctrl)
+	if d == "" {
+		return "", fmt.Errorf("%s: %w", ctrl, ErrNoController)
+	}
+	return d, nil
+}
+
+// readFile reads a small kernel file. cgroup and proc files report a size of
+// 0 or 4096 whatever they hold, so read to EOF into a right-sized buffer
+// rather than trusting stat.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	buf := make([]byte, 0, 4096)
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, 4096)
+		}
+		n, err := f.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if errors.Is(err, io.EOF) {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// readUint reads a file holding one number, or "max" (v2's no limit).
+func readUint(path string) (uint64, error) {
+	b, err := readFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return parseUint(string(bytes.TrimSpace(b)))
+}
+
+func parseUint(s string) (uint64, error) {
+	if s == "max" {
+		return Unlimited, nil
+	}
+	if strings.HasPrefix(s, "-") {
+		// v1 cpu.cfs_quota_us says -1 for no limit.
+		if _, err := strconv.ParseInt(s, 10, 64); err != nil {
+			return 0, fmt.Errorf("parse %q: %w", s, err)
+		}
+		return Unlimited, nil
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("parse %q: %w", s, err)
+	}
+	if v >= unlimitedFloor {
+		return Unlimited, nil
+	}
+	return v, nil
+}
+
+// readKV parses "key value" lines (memory.stat, cpu.stat, cpuacct.stat).
+// Lines that do not fit are skipped: kernels add keys over time.
+func readKV(path string) (map[string]uint64, error) {
+	b, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return parseKV(b), nil
+}
+
+func parseKV(b []byte) map[string]uint64 {
+	m := make(map[string]uint64, 64)
+	for len(b) > 0 {
+		var line []byte
+		line, b, _ = bytes.Cut(b, []byte{'\n'})
+		k, v, ok := bytes.Cut(line, []byte{' '})
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseUint(string(bytes.TrimSpace(v)), 10, 64)
+		if err != nil {
+			continue
+		}
+		m[string(k)] = n
+	}
+	return m
+}
+
+// minUp returns the smallest value of file in dir and each ancestor that
+// has it: a child cannot use more than any parent allows. The walk stops at
+// the first directory without the file (above the hierarchy's root, where
+// v2 has no limit files, or a test's fake tree).
+func minUp(dir, file string, parse func(string) (uint64, error)) (uint64, error) {
+	best := Unlimited
+	for d, first := dir, true; ; first = false {
+		b, err := readFile(filepath.Join(d, file))
+		if err != nil {
+			if first {
+				return 0, err
+			}
+			return best, nil
+		}
+		v, err := parse(string(bytes.TrimSpace(b)))
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", filepath.Join(d, file), err)
+		}
+		if v < best {
+			best = v
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return best, nil
+		}
+		d = parent
+	}
+}
+
+// ParseList parses the kernel's CPU list format: "0-3,8,10-11".
+func ParseList(s string) ([]int, error) {
+	s = strings.TrimSpace(s)
+	var out []int
+	if s == "" {
+		return out, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil || a < 0 {
+			return nil, fmt.Errorf("bad cpu list %q", s)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil || b < a {
+				return nil, fmt.Errorf("bad cpu list %q", s)
+			}
+		}
+		for i := a; i <= b; i++ {
+			out = append(out, i)
+		}
+	}
+	sort.Ints(out)
+	// Dedup: "0-2,1" is legal input.
+	w := 0
+	for i, v := range out {
+		if i == 0 || v != out[w-1] {
+			out[w] = v
+			w++
+		}
+	}
+	return out[:w], nil
+}
+
+// FormatList writes CPUs in the kernel's list format, collapsing runs.
+func FormatList(cpus []int) string {
+	var sb strings.Builder
+	for i := 0; i < len(cpus); {
+		j := i
+		for j+1 < len(cpus) && cpus[j+1] == cpus[j]+1 {
+			j++
+		}
+		if sb.Len() > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(strconv.Itoa(cpus[i]))
+		if j > i {
+			sb.WriteByte('-')
+			sb.WriteString(strconv.Itoa(cpus[j]))
+		}
+		i = j + 1
+	}
+	return sb.String()
+}
