@@ -179,9 +179,12 @@ func dockerHasRuntime(path string, def bool) func(dockerInfo) bool {
 // reload it: SIGHUP rereads runtimes and the default runtime without a
 // restart, so running containers are not touched.
 func (in *installer) configureDocker(ctx context.Context) error {
-	d, err := findDockerd()
-	if err != nil {
-		return err
+	var d *dockerd
+	if !in.skipEngines {
+		var err error
+		if d, err = findDockerd(); err != nil {
+			return err
+		}
 	}
 	cfg := dockerConfig
 	want := dockerWant{RuntimePath: in.runcPath(), DefaultRuntime: in.defaultRuntime}
@@ -197,7 +200,7 @@ func (in *installer) configureDocker(ctx context.Context) error {
 			return err
 		}
 	}
-	_, err = in.editFile(cfg, 0o644, func(base []byte, _ bool) ([]byte, *fileRecord, error) {
+	_, err := in.editFile(cfg, 0o644, func(base []byte, _ bool) ([]byte, *fileRecord, error) {
 		out, changes, err := mergeDaemonJSON(base, cfg, want)
 		if err != nil || len(changes) == 0 {
 			return base, nil, err
