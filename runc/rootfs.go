@@ -84,7 +84,8 @@ func mountRootfs(id string, s *specs.Spec) (*rootfsMount, error) {
 		return nil, err
 	}
 	if mi != nil && mi.fstype == "overlay" {
-		err = mountIdmappedOverlay(src, mi.super, target, userns, s.Root.Readonly)
+		uid, gid := rootIDs(s)
+		err = mountIdmappedOverlay(src, mi.super, target, userns, s.Root.Readonly, uid, gid)
 	} else {
 		err = bindIdmapped(src, target, userns)
 		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOTSUP) {
@@ -265,7 +266,7 @@ func commonDir(paths []string) string {
 
 // mountIdmappedOverlay mounts at target a new overlay over the same layers
 // as the engine's, seen through one id-mapped mount of their common parent.
-func mountIdmappedOverlay(rootfs, super, target string, userns int, ro bool) error {
+func mountIdmappedOverlay(rootfs, super, target string, userns int, ro bool, uid, gid uint32) error {
 	// Docker's merged dir is <layers>/<id>/merged; its short lowerdirs are
 	// relative to <layers>.
 	lower, upper, work, err := overlayLayers(super, filepath.Dir(filepath.Dir(rootfs)))
@@ -312,10 +313,41 @@ func mountIdmappedOverlay(rootfs, super, target string, userns int, ro bool) err
 	if ro {
 		flags |= unix.MS_RDONLY
 	}
-	if err := unix.Mount("overlay", target, "overlay", flags, data); err != nil {
+	// overlayfs works in its upper and work dirs with the mounter's
+	// credentials. Host root has no id in the layers' mapping (EOVERFLOW),
+	// so mount with the fsuid of the container's root, keeping every
+	// capability.
+	if err := withFsIDs(uid, gid, func() error {
+		return unix.Mount("overlay", target, "overlay", flags, data)
+	}); err != nil {
 		return fmt.Errorf("mount overlay on id-mapped layers: %w", err)
 	}
 	return nil
+}
+
+// withFsIDs runs fn on a thread whose fsuid and fsgid are uid and gid and
+// whose effective capabilities are the runtime's. The thread is never
+// handed back to the Go scheduler: it ends with fn's goroutine.
+func withFsIDs(uid, gid uint32, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // no unlock: the thread dies with its credentials
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		var caps [2]unix.CapUserData
+		if err := unix.Capget(&hdr, &caps[0]); err != nil {
+			errc <- fmt.Errorf("capget: %w", err)
+			return
+		}
+		unix.Setfsgid(int(gid))
+		unix.Setfsuid(int(uid))
+		// Changing fsuid from 0 drops the file capabilities; put them back.
+		if err := unix.Capset(&hdr, &caps[0]); err != nil {
+			errc <- fmt.Errorf("capset: %w", err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
 }
 
 // bindIdmapped puts at target an id-mapped bind of src.
