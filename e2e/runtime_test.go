@@ -338,3 +338,19 @@ func TestRuntimeBundle(t *testing.T) {
 		t.Errorf("kill of an unknown id: %v %q", err, out)
 	}
 }
+
+func TestRuntimePodman(t *testing.T) {
+	needDaemons(t)
+	podman, err := exec.LookPath("podman")
+	if err != nil {
+		t.Fatal("podman is needed: apt-get install podman")
+	}
+	tar := filepath.Join(t.TempDir(), "minimal.tar")
+	docker(t, "save", "-o", tar, ImageMinimal)
+	run(t, podman, "load", "-i", tar)
+	out := run(t, podman, "--runtime", filepath.Join(env.bin, "sysbox-runc"), "run", "--rm", "--network", "none",
+		"localhost/"+ImageMinimal, "sh", "-c", "cat /proc/self/uid_map; stat -c %u /etc/passwd; touch /x && echo wrote")
+	if rootBase(t, out) < 100000 || !strings.Contains(out, "\n0\n") || !strings.Contains(out, "wrote") {
+		t.Errorf("podman run under sysbox-runc:\n%s", out)
+	}
+}

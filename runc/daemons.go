@@ -14,6 +14,7 @@ import (
 	"github.com/moby/sys/capability"
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/sysbox-dev/sysbox/internal/ipc"
 )
@@ -123,7 +124,14 @@ func probeHost() (Host, error) {
 	if b, err := os.ReadFile("/proc/self/oom_score_adj"); err == nil {
 		h.OOMScoreAdj, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 	}
-	h.CanLowerOOM = hasCap("CAP_SYS_RESOURCE", caps)
+	h.SysResource = hasCap("CAP_SYS_RESOURCE", caps)
+	h.RlimitHard = map[string]uint64{}
+	for name, r := range rlimits {
+		var lim unix.Rlimit
+		if err := unix.Getrlimit(r, &lim); err == nil {
+			h.RlimitHard["RLIMIT_"+name] = lim.Max
+		}
+	}
 	return h, nil
 }
 

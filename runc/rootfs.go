@@ -223,6 +223,20 @@ func overlayLayers(super, base string) (lower []string, upper, work string, err 
 	return lower, upper, work, nil
 }
 
+// carriedOverlayOpts are the engine's overlay options a second mount over
+// the same dirs must repeat.
+func carriedOverlayOpts(super string) []string {
+	var out []string
+	for _, o := range splitOpts(super) {
+		k, _, _ := strings.Cut(o, "=")
+		switch k {
+		case "userxattr", "metacopy", "redirect_dir", "xino", "uuid":
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
 // splitOpts splits comma-separated options, keeping escaped commas.
 func splitOpts(s string) []string {
 	var out []string
@@ -300,11 +314,21 @@ func mountIdmappedOverlay(rootfs, super, target string, userns int, ro bool, uid
 	}
 	opts = append(opts, "lowerdir="+strings.Join(ls, ":"))
 	if upper != "" {
-		opts = append(opts, "upperdir="+via(upper), "workdir="+via(work))
+		// A work dir of our own beside the engine's: two mounts cannot
+		// share one (a volatile mount, as Podman makes, marks its work dir
+		// so no other mount may use it). The engine removes it with the
+		// container's layer dir.
+		own := filepath.Join(filepath.Dir(work), "sysbox-work")
+		if err := os.Mkdir(own, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("create overlay work dir: %w", err)
+		}
+		opts = append(opts, "upperdir="+via(upper), "workdir="+via(own))
 	}
 	// The engine's own mount still uses the same upper dir; without an
 	// index that is allowed (and nothing writes through the engine's).
 	opts = append(opts, "index=off")
+	// Features the engine's layers were written with must match.
+	opts = append(opts, carriedOverlayOpts(super)...)
 	data := strings.Join(opts, ",")
 	if len(data) >= os.Getpagesize() {
 		return fmt.Errorf("too many image layers (%d) for one overlay mount", len(lower))
@@ -320,7 +344,7 @@ func mountIdmappedOverlay(rootfs, super, target string, userns int, ro bool, uid
 	if err := withFsIDs(uid, gid, func() error {
 		return unix.Mount("overlay", target, "overlay", flags, data)
 	}); err != nil {
-		return fmt.Errorf("mount overlay on id-mapped layers: %w", err)
+		return fmt.Errorf("mount overlay on id-mapped layers (engine's options %q): %w", super, err)
 	}
 	return nil
 }

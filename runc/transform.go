@@ -20,8 +20,11 @@ type Host struct {
 	// OOMScoreAdj is the runtime's own oom_score_adj; lowering below it
 	// needs CAP_SYS_RESOURCE, which not every host grants.
 	OOMScoreAdj int
-	// CanLowerOOM: the runtime may lower oom_score_adj.
-	CanLowerOOM bool
+	// SysResource: the runtime holds CAP_SYS_RESOURCE, so it may lower
+	// oom_score_adj and raise hard rlimits.
+	SysResource bool
+	// RlimitHard are the runtime's own hard limits ("RLIMIT_NOFILE"...).
+	RlimitHard map[string]uint64
 	// UIDBase, GIDBase and Size: the container's exclusive id range.
 	UIDBase, GIDBase, Size uint32
 	// Mounts from the manager (host-backed dirs) and the fs daemon (views).
@@ -148,11 +151,12 @@ func Transform(s *specs.Spec, opts Options, h Host) ([]Warning, error) {
 	transformMounts(s, h)
 	clampPingRange(s)
 
-	if s.Process.OOMScoreAdj != nil && *s.Process.OOMScoreAdj < h.OOMScoreAdj && !h.CanLowerOOM {
+	if s.Process.OOMScoreAdj != nil && *s.Process.OOMScoreAdj < h.OOMScoreAdj && !h.SysResource {
 		warns = append(warns, Warning(fmt.Sprintf("oom_score_adj %d is below the runtime's %d and this host lets no process lower it: keeping %d", *s.Process.OOMScoreAdj, h.OOMScoreAdj, h.OOMScoreAdj)))
 		v := h.OOMScoreAdj
 		s.Process.OOMScoreAdj = &v
 	}
+	warns = append(warns, clampRlimits(s.Process, h)...)
 	if IsInit(s.Process.Args) && !hasEnv(s.Process.Env, "container") {
 		s.Process.Env = append(s.Process.Env, "container=private-users")
 	}
@@ -359,4 +363,26 @@ func clampPingRange(s *specs.Spec) {
 		lo = hi
 	}
 	s.Linux.Sysctl["net.ipv4.ping_group_range"] = fmt.Sprintf("%d %d", lo, hi)
+}
+
+// clampRlimits keeps hard limits at or below the runtime's own when it may
+// not raise them (engines ask for RLIMIT_NOFILE 1048576 whatever the host
+// allows): the container starts, with a warning, instead of failing.
+func clampRlimits(p *specs.Process, h Host) []Warning {
+	if h.SysResource {
+		return nil
+	}
+	var warns []Warning
+	for i, rl := range p.Rlimits {
+		max, ok := h.RlimitHard[rl.Type]
+		if !ok || rl.Hard <= max {
+			continue
+		}
+		warns = append(warns, Warning(fmt.Sprintf("%s hard limit %d is above the runtime's %d and this host lets no process raise it: using %d", rl.Type, rl.Hard, max, max)))
+		p.Rlimits[i].Hard = max
+		if rl.Soft > max {
+			p.Rlimits[i].Soft = max
+		}
+	}
+	return warns
 }

@@ -276,9 +276,26 @@ func TestTransformOOM(t *testing.T) {
 	s = dockerSpec()
 	s.Process.OOMScoreAdj = &low
 	h := testHost
-	h.CanLowerOOM = true
+	h.SysResource = true
 	if warns, _ := Transform(s, Options{}, h); len(warns) != 0 || *s.Process.OOMScoreAdj != -500 {
 		t.Errorf("with CAP_SYS_RESOURCE: oom %d, warnings %v", *s.Process.OOMScoreAdj, warns)
+	}
+}
+
+func TestTransformRlimits(t *testing.T) {
+	s := dockerSpec()
+	s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 1048576, Soft: 1048576}, {Type: "RLIMIT_NPROC", Hard: 10, Soft: 10}}
+	h := testHost
+	h.RlimitHard = map[string]uint64{"RLIMIT_NOFILE": 20000, "RLIMIT_NPROC": 100}
+	warns, err := Transform(s, Options{}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rl := s.Process.Rlimits[0]; rl.Hard != 20000 || rl.Soft != 20000 || len(warns) != 1 {
+		t.Errorf("NOFILE = %+v (warnings %v), want clamped to 20000 with a warning", rl, warns)
+	}
+	if rl := s.Process.Rlimits[1]; rl.Hard != 10 {
+		t.Errorf("NPROC = %+v, want untouched", rl)
 	}
 }
 
@@ -321,6 +338,9 @@ func TestOverlayLayers(t *testing.T) {
 	}
 	if _, _, _, err := overlayLayers("rw,upperdir=/a", "/"); err == nil {
 		t.Error("no error without lowerdir")
+	}
+	if got := carriedOverlayOpts("rw,lowerdir=/a,fsync=volatile,index=off,metacopy=on,userxattr"); !slices.Equal(got, []string{"metacopy=on", "userxattr"}) {
+		t.Errorf("carriedOverlayOpts = %q", got)
 	}
 	if got := splitOpts(`a=1,b=x\,y,c`); !slices.Equal(got, []string{"a=1", "b=x,y", "c"}) {
 		t.Errorf("splitOpts = %q", got)
