@@ -103,6 +103,13 @@ func printStatus(f *os.File, st ipc.MgrStatus) {
 	fmt.Fprintf(f, "data root:  %s (special dirs %s)\n", st.DataRoot, mode)
 	fmt.Fprintf(f, "id range:   %d-%d, %d of %d ids in use\n", st.IDStart, st.IDStart+st.IDCount-1, st.IDsUsed, st.IDCount)
 	fmt.Fprintf(f, "containers: %d, %s on disk\n\n", len(st.Containers), human(disk))
+	if len(st.Orphans) > 0 {
+		fmt.Fprintf(f, "special dirs of no known container (kept for their container to claim; delete them if it is gone):\n")
+		for _, o := range st.Orphans {
+			fmt.Fprintf(f, "  %s\n", o)
+		}
+		fmt.Fprintln(f)
+	}
 	if len(st.Containers) == 0 {
 		return
 	}

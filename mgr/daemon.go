@@ -1,6 +1,7 @@
 package mgr
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -80,6 +80,9 @@ func (c *ServeCmd) serve(ctx context.Context, ready func()) (err error) {
 		Kernel:    kernelMounts(),
 		Sweep:     c.Sweep,
 	}
+	if newDB {
+		slog.Info("new database", "path", st.path)
+	}
 	if err := probeIdmap(root); err != nil {
 		cfg.Idmap = false
 		slog.Warn("id-mapped mounts do not work on the data root: special dirs will be chowned to each container's range instead", "path", root, "err", err)
@@ -90,7 +93,7 @@ func (c *ServeCmd) serve(ctx context.Context, ready func()) (err error) {
 	}
 	// Whatever went away while the manager was down goes now.
 	m.sweep()
-	m.sweepOrphans(newDB)
+	m.findOrphans()
 
 	ln, err := ipc.Listen(c.Socket)
 	if err != nil {
@@ -183,12 +186,16 @@ func lockDataRoot(root, pidFile string) (func(), error) {
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			who := ""
-			if b, err := os.ReadFile(pidFile); err == nil {
-				who = " (pid " + strings.TrimSpace(string(b)) + ")"
+			if b, err := os.ReadFile(path); err == nil && len(bytes.TrimSpace(b)) > 0 {
+				who = " (pid " + string(bytes.TrimSpace(b)) + ")"
 			}
 			return nil, fmt.Errorf("another sysbox-mgr%s is using data root %s (it holds %s)", who, root, path)
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	// The holder's pid, for the message above (the pid file may be elsewhere).
+	if err := f.Truncate(0); err == nil {
+		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	if err := writePidFile(pidFile); err != nil {
 		f.Close()

@@ -73,11 +73,16 @@ func kernelMounts() []ipc.MgrMount {
 	if err := unix.Uname(&uts); err != nil {
 		return nil
 	}
-	rel := unix.ByteSliceToString(uts.Release[:])
+	return kernelMountsIn("/", unix.ByteSliceToString(uts.Release[:]))
+}
+
+// kernelMountsIn looks for release's modules and headers under root (a test
+// tree, or "/"); destinations are the paths a host has them at.
+func kernelMountsIn(root, release string) []ipc.MgrMount {
 	var out []ipc.MgrMount
 	seen := map[string]bool{}
 	add := func(dest string) bool {
-		real, err := filepath.EvalSymlinks(dest)
+		real, err := filepath.EvalSymlinks(filepath.Join(root, dest))
 		if err != nil || seen[real] {
 			return false
 		}
@@ -88,18 +93,18 @@ func kernelMounts() []ipc.MgrMount {
 		out = append(out, ipc.MgrMount{Source: real, Dest: dest, ReadOnly: true})
 		return true
 	}
-	add("/lib/modules/" + rel)
-	for _, h := range []string{"/usr/src/linux-headers-" + rel, "/usr/src/kernels/" + rel} {
+	add("/lib/modules/" + release)
+	for _, h := range []string{"/usr/src/linux-headers-" + release, "/usr/src/kernels/" + release} {
 		if !add(h) {
 			continue
 		}
 		// Debian splits headers: the arch dir links into a -common sibling.
-		ents, _ := os.ReadDir(h)
+		ents, _ := os.ReadDir(filepath.Join(root, h))
 		for _, e := range ents {
 			if e.Type()&fs.ModeSymlink == 0 {
 				continue
 			}
-			t, err := os.Readlink(filepath.Join(h, e.Name()))
+			t, err := os.Readlink(filepath.Join(root, h, e.Name()))
 			if err != nil {
 				continue
 			}

@@ -104,11 +104,12 @@ func (m *manager) collect(id string) {
 	}
 }
 
-// sweepOrphans deletes special dirs that belong to no container: left by a
-// crash between creating a dir and recording it. With a new database (the
-// old one moved aside) they are kept for adoption instead, since their
-// containers may still exist and register again.
-func (m *manager) sweepOrphans(newDB bool) {
+// findOrphans notes the special dirs that belong to no container. With a
+// healthy database there are none (a record is written before its dirs and
+// deleted after them), so an orphan means the database was lost or moved
+// aside while its container may still exist: it is kept, listed by status,
+// and handed back as it is if that container registers again.
+func (m *manager) findOrphans() {
 	if ents, err := os.ReadDir(m.cfg.DataRoot); err == nil {
 		for _, e := range ents {
 			if strings.HasPrefix(e.Name(), ".idmap-probe-") {
@@ -123,23 +124,14 @@ func (m *manager) sweepOrphans(newDB bool) {
 			continue
 		}
 		for _, e := range ents {
-			id := e.Name()
-			p := filepath.Join(kindDir, id)
-			if _, ok := m.get(id); ok {
+			if _, ok := m.get(e.Name()); ok {
 				continue
 			}
-			if newDB {
-				m.mu.Lock()
-				m.adopt[p] = true
-				m.mu.Unlock()
-				slog.Warn("special dir with no container record kept for its container to claim (new database)", "path", p)
-				continue
-			}
-			if err := removeTree(p); err != nil {
-				slog.Error("remove orphan special dir", "path", p, "err", err)
-			} else {
-				slog.Info("orphan special dir removed", "path", p)
-			}
+			p := filepath.Join(kindDir, e.Name())
+			m.mu.Lock()
+			m.orphans[p] = true
+			m.mu.Unlock()
+			slog.Warn("special dir of no known container: kept for it to claim at its next start; delete it if that container is gone", "path", p)
 		}
 	}
 }

@@ -39,10 +39,8 @@ type manager struct {
 	mu    sync.Mutex
 	alloc *allocator
 	recs  map[string]*record
-	// adopt are special dirs found on disk with no record when the database
-	// was new (moved aside after damage): a container registering again
-	// gets them back as they are.
-	adopt map[string]bool
+	// orphans are special dirs on disk with no record (see findOrphans).
+	orphans map[string]bool
 
 	locks  keyedLocks
 	watch  *watcher
@@ -57,13 +55,13 @@ type manager struct {
 
 func newManager(cfg config, st *store, recs []record) (*manager, error) {
 	m := &manager{
-		cfg:    cfg,
-		st:     st,
-		alloc:  newAllocator(cfg.PoolStart, cfg.PoolSize),
-		recs:   map[string]*record{},
-		adopt:  map[string]bool{},
-		kickCh: make(chan struct{}, 1),
-		gcErr:  map[string]string{},
+		cfg:     cfg,
+		st:      st,
+		alloc:   newAllocator(cfg.PoolStart, cfg.PoolSize),
+		recs:    map[string]*record{},
+		orphans: map[string]bool{},
+		kickCh:  make(chan struct{}, 1),
+		gcErr:   map[string]string{},
 	}
 	for i := range recs {
 		r := recs[i]
@@ -265,8 +263,8 @@ func (m *manager) ensureDirs(r *record, mounted []string) ([]ipc.MgrMount, error
 		_, statErr := os.Lstat(d.Path)
 		if !d.Ready || errors.Is(statErr, fs.ErrNotExist) {
 			m.mu.Lock()
-			adopt := m.adopt[d.Path]
-			delete(m.adopt, d.Path)
+			adopt := m.orphans[d.Path]
+			delete(m.orphans, d.Path)
 			m.mu.Unlock()
 			if adopt && statErr == nil {
 				slog.Info("special dir adopted", "id", r.ID, "path", d.Path)
@@ -348,6 +346,11 @@ func (m *manager) removeLocked(id, why string) error {
 			return err
 		}
 	}
+	m.mu.Lock()
+	for _, sd := range specialDirs {
+		delete(m.orphans, filepath.Join(m.cfg.DataRoot, sd.Kind, id))
+	}
+	m.mu.Unlock()
 	if !ok {
 		return nil
 	}
@@ -374,7 +377,12 @@ func (m *manager) status(_ context.Context, _ ipc.Empty) (ipc.MgrStatus, error) 
 		recs = append(recs, *r)
 	}
 	used := m.alloc.used()
+	var orphans []string
+	for p := range m.orphans {
+		orphans = append(orphans, p)
+	}
 	m.mu.Unlock()
+	sort.Strings(orphans)
 	sort.Slice(recs, func(i, j int) bool { return recs[i].Base < recs[j].Base })
 
 	out := ipc.MgrStatus{
@@ -383,6 +391,7 @@ func (m *manager) status(_ context.Context, _ ipc.Empty) (ipc.MgrStatus, error) 
 		IDStart:    m.cfg.PoolStart,
 		IDCount:    m.cfg.PoolSize,
 		IDsUsed:    used,
+		Orphans:    orphans,
 		Containers: make([]ipc.MgrContainer, len(recs)),
 	}
 	var wg sync.WaitGroup

@@ -86,6 +86,9 @@ type MgrStatus struct {
 	IDStart uint64 `json:"idStart"`
 	IDCount uint64 `json:"idCount"`
 	IDsUsed uint64 `json:"idsUsed"`
+	// Orphans are special dirs of no known container (the database was
+	// lost): kept for their container to claim, or for an admin to delete.
+	Orphans []string `json:"orphans,omitempty"`
 }
 
 // Fs daemon methods.
