@@ -21,9 +21,13 @@ import (
 
 // Sockets of the daemons; variables so tests can point elsewhere.
 var (
-	mgrSocket = envOr("SYSBOX_MGR_SOCKET", ipc.MgrSocket)
-	fsSocket  = envOr("SYSBOX_FS_SOCKET", ipc.FsSocket)
+	mgrSocket  = envOr("SYSBOX_MGR_SOCKET", ipc.MgrSocket)
+	fsSocket   = envOr("SYSBOX_FS_SOCKET", ipc.FsSocket)
+	trapSocket = envOr("SYSBOX_TRAP_SOCKET", ipc.TrapSocket)
 )
+
+// trappedSyscalls go to the fs daemon's seccomp agent.
+var trappedSyscalls = []string{"mount", "umount2", "mknod", "mknodat", "sysinfo"}
 
 func envOr(k, def string) string {
 	if v := os.Getenv(k); v != "" {
@@ -125,6 +129,11 @@ func probeHost() (Host, error) {
 		h.OOMScoreAdj, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 	}
 	h.SysResource = hasCap("CAP_SYS_RESOURCE", caps)
+	// The agent runs in the fs daemon; without it, containers still run,
+	// only without the emulated mounts and device nodes.
+	if fi, err := os.Stat(trapSocket); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		h.ListenerPath, h.Trapped = trapSocket, trappedSyscalls
+	}
 	h.RlimitHard = map[string]uint64{}
 	for name, r := range rlimits {
 		var lim unix.Rlimit

@@ -150,6 +150,7 @@ func Transform(s *specs.Spec, opts Options, h Host) ([]Warning, error) {
 	}
 	transformMounts(s, h)
 	clampPingRange(s)
+	allowDevices(s)
 
 	if s.Process.OOMScoreAdj != nil && *s.Process.OOMScoreAdj < h.OOMScoreAdj && !h.SysResource {
 		warns = append(warns, Warning(fmt.Sprintf("oom_score_adj %d is below the runtime's %d and this host lets no process lower it: keeping %d", *s.Process.OOMScoreAdj, h.OOMScoreAdj, h.OOMScoreAdj)))
@@ -385,4 +386,19 @@ func clampRlimits(p *specs.Process, h Host) []Warning {
 		}
 	}
 	return warns
+}
+
+// systemDevices are the character devices system software creates and
+// opens (the trap agent makes the nodes; the devices cgroup must let them
+// be used): /dev/net/tun and /dev/fuse.
+var systemDevices = []struct{ major, minor int64 }{{10, 200}, {10, 229}}
+
+func allowDevices(s *specs.Spec) {
+	if s.Linux.Resources == nil {
+		s.Linux.Resources = &specs.LinuxResources{}
+	}
+	for _, d := range systemDevices {
+		major, minor := d.major, d.minor
+		s.Linux.Resources.Devices = append(s.Linux.Resources.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: &major, Minor: &minor, Access: "rwm"})
+	}
 }

@@ -142,6 +142,12 @@ func TestTransformDocker(t *testing.T) {
 	if slices.Contains(s.Linux.ReadonlyPaths, "/proc/sys") {
 		t.Error("/proc/sys still read-only")
 	}
+	tun := slices.ContainsFunc(s.Linux.Resources.Devices, func(d specs.LinuxDeviceCgroup) bool {
+		return d.Allow && d.Type == "c" && d.Major != nil && *d.Major == 10 && d.Minor != nil && *d.Minor == 200
+	})
+	if !tun || s.Linux.Resources.Devices[0].Allow {
+		t.Errorf("devices = %+v, want the engine's deny-all first and /dev/net/tun allowed", s.Linux.Resources.Devices)
+	}
 	if got := s.Linux.Sysctl["net.ipv4.ping_group_range"]; got != "0 65535" {
 		t.Errorf("ping_group_range = %q, want clamped to 0 65535", got)
 	}
