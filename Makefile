@@ -62,7 +62,7 @@ release-check:
 	@test -x "$(GORELEASER)" || { echo "installing goreleaser $(GORELEASER_VERSION)"; \
 		$(GO) install github.com/goreleaser/goreleaser/v2@$(GORELEASER_VERSION); }
 	$(GORELEASER) check
-	SYSBOX_RELEASE_ARCHS=amd64 $(GORELEASER) release --snapshot --clean --skip=publish
+	SYSBOX_RELEASE_ARCHS=amd64 SYSBOX_VERSION=$(VERSION) $(GORELEASER) release --snapshot --clean --skip=publish
 
 # bench: side by side in one run against runc (and crun, lxcfs where they
 # compare); prints medians and ratios. Root, a Docker engine with
