@@ -76,7 +76,17 @@ func (c *startCmd) Run(g *Globals) error {
 	}
 	switch st {
 	case libcontainer.Created:
-		return g.report(ct.Exec())
+		relay, err := listenNotify(c.ID)
+		if err != nil {
+			return g.report(err)
+		}
+		if err := ct.Exec(); err != nil {
+			return g.report(err)
+		}
+		if relay != nil {
+			return g.report(relay.wait(ct))
+		}
+		return nil
 	case libcontainer.Stopped:
 		return g.report(errors.New("cannot start a container that has stopped"))
 	case libcontainer.Running:
@@ -196,6 +206,20 @@ func startContainer(g *Globals, f *createFlags, act action, detach, subreaper bo
 		slog.Warn(string(w), "id", f.ID)
 	}
 
+	hasNotify, err := setupNotify(f.ID, spec)
+	if err != nil {
+		return -1, err
+	}
+	var relay *notifyRelay
+	if hasNotify {
+		undo.add(func() { removeNotify(f.ID) })
+		if act == actRun {
+			if relay, err = listenNotify(f.ID); err != nil {
+				return -1, err
+			}
+		}
+	}
+
 	rootfs, err := mountRootfs(f.ID, spec)
 	if err != nil {
 		return -1, err
@@ -232,6 +256,7 @@ func startContainer(g *Globals, f *createFlags, act action, detach, subreaper bo
 		preserveFds:   f.PreserveFds,
 		init:          true,
 		subreaper:     subreaper,
+		notify:        relay,
 		afterStart: func(pid int) error {
 			// The container's mount namespace holds the rootfs now; the
 			// host's copy only stood in for it.

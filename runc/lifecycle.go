@@ -122,6 +122,7 @@ func destroy(g *Globals, ct *libcontainer.Container) error {
 	id := ct.ID()
 	err := ct.Destroy()
 	removeRootfsDir(id)
+	removeNotify(id)
 	unregisterFs(id)
 	stoppedMgr(id)
 	if err == nil {

@@ -34,6 +34,7 @@ type runner struct {
 	pidfdSocket   string
 	preserveFds   int
 	subreaper     bool
+	notify        *notifyRelay
 	// afterStart runs once the process exists and before the user's
 	// program runs (for an init: before the exec fifo is opened by run).
 	afterStart func(pid int) error
@@ -113,6 +114,15 @@ func (r *runner) run(ps *specs.Process) (int, error) {
 		if err := r.container.Exec(); err != nil {
 			kill()
 			return -1, err
+		}
+		if r.notify != nil {
+			if r.detach {
+				if err := r.notify.wait(r.container); err != nil {
+					return -1, err
+				}
+			} else {
+				go func() { _ = r.notify.wait(r.container) }()
+			}
 		}
 	}
 	if r.pidFile != "" {
