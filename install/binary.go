@@ -25,6 +25,11 @@ func (in *installer) installBinary() error {
 		return fmt.Errorf("find the running binary: %w", err)
 	}
 	dst := in.binPath("sysbox")
+	for _, dir := range []string{in.prefix, filepath.Dir(dst)} {
+		if !in.h.exists(dir) && !contains(in.st.Dirs, dir) {
+			in.st.Dirs = append(in.st.Dirs, dir)
+		}
+	}
 	same, err := sameContent(self, in.h.path(dst))
 	if err != nil {
 		return err
@@ -96,6 +101,10 @@ func (in *installer) removeBinary() error {
 		}
 		in.st.Binary = ""
 	}
+	for i := len(in.st.Dirs) - 1; i >= 0; i-- {
+		in.h.removeEmptyDir(in.st.Dirs[i])
+	}
+	in.st.Dirs = nil
 	return in.saveState(false)
 }
 

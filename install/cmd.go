@@ -36,6 +36,7 @@ type InstallCmd struct {
 	RestartContainerd bool          `help:"Restart containerd (through systemd) so it loads the runtime; running containers are not affected."`
 	NoStart           bool          `help:"Write everything but start no daemon (for images that boot later)."`
 	DryRun            bool          `help:"Print every change as a diff and change nothing."`
+	DockerPidFile     string        `placeholder:"FILE" help:"dockerd's pid file, when dockerd runs with another --pidfile than /var/run/docker.pid."`
 	Timeout           time.Duration `default:"20s" help:"How long to wait for a daemon or an engine to answer."`
 	StateFile         string        `default:"/etc/sysbox/install.json" hidden:"" help:"Where install records what it changed."`
 }
@@ -59,11 +60,16 @@ type installer struct {
 	prefix, dataRoot  string
 	defaultRuntime    bool
 	restartContainerd bool
+	dockerPidFile     string
 	timeout           time.Duration
 	// skipEngines edits the engines' files but neither reloads nor asks
 	// them anything (tests).
 	skipEngines bool
 	cdVersion   int64
+	// fakeDockerd and fakeReload stand in for dockerd and its SIGHUP
+	// (tests).
+	fakeDockerd *dockerd
+	fakeReload  func() error
 }
 
 func (in *installer) containerdVersion() int64 {
@@ -154,6 +160,7 @@ func (c *InstallCmd) Run() error {
 		dataRoot:          filepath.Clean(c.DataRoot),
 		defaultRuntime:    c.DefaultRuntime,
 		restartContainerd: c.RestartContainerd,
+		dockerPidFile:     c.DockerPidFile,
 		timeout:           c.Timeout,
 	}
 	eng := engines{docker: c.Docker, containerd: c.Containerd, podman: c.Podman}

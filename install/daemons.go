@@ -158,15 +158,15 @@ func journalTail() string {
 // is an error that quotes what it logged.
 func (in *installer) startDirect(ctx context.Context, d daemonSpec) error {
 	if pid := livePid(d.pidFile, d.name); pid > 0 {
-		in.h.say("%s is already running (pid %d)", d.name, pid)
+		in.h.info("%s is already running (pid %d)", d.name, pid)
 		return nil
 	}
 	if socketAnswers(d.socket) {
-		in.h.say("%s already answers on %s", d.name, d.socket)
+		in.h.info("%s already answers on %s", d.name, d.socket)
 		return nil
 	}
 	bin := in.binPath(d.name)
-	in.h.say("start %s %s (detached; log %s, pid file %s)", bin, strings.Join(d.args, " "), d.log, d.pidFile)
+	in.h.say("start %s (detached; log %s, pid file %s)", strings.Join(append([]string{bin}, d.args...), " "), d.log, d.pidFile)
 	if in.h.dry {
 		return nil
 	}

@@ -28,11 +28,18 @@ type dockerd struct {
 	args   []string
 }
 
+// dockerPidFiles are where dockerd writes its pid unless told otherwise.
+var dockerPidFiles = []string{"/var/run/docker.pid", "/run/docker.pid"}
+
 // findDockerd finds the running dockerd by its pid file, and makes sure the
 // pid is dockerd's (a stale pid file can name any process). Not running:
 // nil, nil.
-func findDockerd() (*dockerd, error) {
-	for _, pf := range []string{"/var/run/docker.pid", "/run/docker.pid"} {
+func findDockerd(pidFile string) (*dockerd, error) {
+	pidFiles := dockerPidFiles
+	if pidFile != "" {
+		pidFiles = []string{pidFile}
+	}
+	for _, pf := range pidFiles {
 		b, err := os.ReadFile(pf)
 		if err != nil {
 			continue
@@ -108,6 +115,25 @@ func checkDockerdFlags(d *dockerd, want dockerWant) error {
 	return nil
 }
 
+// dockerd finds the running dockerd (tests bring their own).
+func (in *installer) dockerd(pidFile string) (*dockerd, error) {
+	if in.fakeDockerd != nil {
+		return in.fakeDockerd, nil
+	}
+	if in.skipEngines {
+		return nil, nil
+	}
+	return findDockerd(pidFile)
+}
+
+// reloadDockerd has dockerd reread its config: SIGHUP.
+func (in *installer) reloadDockerd(d *dockerd) error {
+	if in.fakeReload != nil {
+		return in.fakeReload()
+	}
+	return syscall.Kill(d.pid, syscall.SIGHUP)
+}
+
 // dockerClient speaks to the engine API over its unix socket.
 func dockerClient(socket string) *http.Client {
 	return &http.Client{Transport: &http.Transport{
@@ -179,12 +205,12 @@ func dockerHasRuntime(path string, def bool) func(dockerInfo) bool {
 // reload it: SIGHUP rereads runtimes and the default runtime without a
 // restart, so running containers are not touched.
 func (in *installer) configureDocker(ctx context.Context) error {
-	var d *dockerd
-	if !in.skipEngines {
-		var err error
-		if d, err = findDockerd(); err != nil {
-			return err
-		}
+	if in.dockerPidFile == "" {
+		in.dockerPidFile = in.st.DockerPidFile // as the last install was told
+	}
+	d, err := in.dockerd(in.dockerPidFile)
+	if err != nil {
+		return err
 	}
 	cfg := dockerConfig
 	want := dockerWant{RuntimePath: in.runcPath(), DefaultRuntime: in.defaultRuntime}
@@ -200,7 +226,7 @@ func (in *installer) configureDocker(ctx context.Context) error {
 			return err
 		}
 	}
-	_, err := in.editFile(cfg, 0o644, func(base []byte, _ bool) ([]byte, *fileRecord, error) {
+	_, err = in.editFile(cfg, 0o644, func(base []byte, _ bool) ([]byte, *fileRecord, error) {
 		out, changes, err := mergeDaemonJSON(base, cfg, want)
 		if err != nil || len(changes) == 0 {
 			return base, nil, err
@@ -210,16 +236,12 @@ func (in *installer) configureDocker(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	in.st.DockerConfig, in.st.DockerPidFile = "", ""
 	if in.st.Files[cfg] != nil {
-		in.st.DockerConfig = cfg
-	} else {
-		in.st.DockerConfig = ""
+		in.st.DockerConfig, in.st.DockerPidFile = cfg, in.dockerPidFile
 	}
 	if err := in.saveState(false); err != nil {
 		return err
-	}
-	if in.skipEngines {
-		return nil
 	}
 	if d == nil {
 		in.h.note("dockerd is not running: it will load the %s runtime when it starts", runtimeName)
@@ -227,14 +249,14 @@ func (in *installer) configureDocker(ctx context.Context) error {
 	}
 	registered := dockerHasRuntime(want.RuntimePath, want.DefaultRuntime)
 	if waitDockerInfo(ctx, d.socket, 0, registered) == nil {
-		in.h.say("docker already lists the %s runtime", runtimeName)
+		in.h.info("docker already lists the %s runtime", runtimeName)
 		return nil
 	}
 	in.h.say("reload dockerd (SIGHUP to pid %d; running containers are not touched)", d.pid)
 	if in.h.dry {
 		return nil
 	}
-	if err := syscall.Kill(d.pid, syscall.SIGHUP); err != nil {
+	if err := in.reloadDockerd(d); err != nil {
 		return fmt.Errorf("reload dockerd (pid %d): %w", d.pid, err)
 	}
 	if err := waitDockerInfo(ctx, d.socket, in.timeout, registered); err != nil {
@@ -244,43 +266,92 @@ func (in *installer) configureDocker(ctx context.Context) error {
 	return nil
 }
 
-// unconfigureDocker takes the runtime out of daemon.json and reloads dockerd.
+// unconfigureDocker takes the runtime out of daemon.json and has dockerd
+// drop it. dockerd's reload only replaces "runtimes" and "default-runtime"
+// when the file sets them: a file without the keys leaves the old values
+// loaded. So when the file without sysbox lacks them, dockerd first reloads
+// a view of it that sets them explicitly (no runtimes but its own, the stock
+// default), and only then does the file become what it was, byte for byte.
 func (in *installer) unconfigureDocker(ctx context.Context) error {
 	cfg := in.st.DockerConfig
-	if cfg == "" {
+	rec := in.st.Files[cfg]
+	if cfg == "" || rec == nil {
+		in.st.DockerConfig = ""
 		return nil
 	}
-	if err := in.restoreFile(cfg); err != nil {
-		return err
-	}
-	in.st.DockerConfig = ""
-	if err := in.saveState(false); err != nil {
-		return err
-	}
-	d, err := findDockerd()
-	if err != nil || d == nil || in.skipEngines {
+	d, err := in.dockerd(in.st.DockerPidFile)
+	if err != nil {
 		return err
 	}
 	ours := in.runcPath()
-	gone := func(info dockerInfo) bool {
-		r, ok := info.Runtimes[runtimeName]
-		return !ok || r.Path != ours
+	cur, exists, err := in.h.readFile(cfg)
+	if err != nil {
+		return err
 	}
-	if waitDockerInfo(ctx, d.socket, 0, gone) == nil {
-		return nil
+	base, baseExists, err := in.withoutUs(cfg, cur, exists, rec)
+	if err != nil {
+		return err
 	}
-	in.h.say("reload dockerd (SIGHUP to pid %d)", d.pid)
-	if in.h.dry {
-		return nil
+	if d != nil {
+		view, wantDefault, err := dockerReloadView(base, cfg, rec.JSON)
+		if err != nil {
+			return err
+		}
+		gone := func(info dockerInfo) bool {
+			r, ok := info.Runtimes[runtimeName]
+			return (!ok || r.Path != ours) && (wantDefault == "" || info.DefaultRuntime == wantDefault)
+		}
+		if waitDockerInfo(ctx, d.socket, 0, gone) != nil {
+			if _, err := in.h.writeFile(cfg, view, 0o644, "write "+cfg+" without "+runtimeName+" for dockerd to reload"); err != nil {
+				return err
+			}
+			in.h.say("reload dockerd (SIGHUP to pid %d)", d.pid)
+			if !in.h.dry {
+				if err := in.reloadDockerd(d); err != nil {
+					return fmt.Errorf("reload dockerd (pid %d): %w", d.pid, err)
+				}
+				if err := waitDockerInfo(ctx, d.socket, in.timeout, gone); err != nil {
+					return fmt.Errorf("dockerd still lists the %s runtime %s after reloading %s (%v): its log says why", runtimeName, in.timeout, cfg, err)
+				}
+				in.h.say("docker no longer lists the %s runtime", runtimeName)
+			}
+		}
 	}
-	if err := syscall.Kill(d.pid, syscall.SIGHUP); err != nil {
-		return fmt.Errorf("reload dockerd (pid %d): %w", d.pid, err)
+	if err := in.putBack(cfg, rec, base, baseExists, 0o644); err != nil {
+		return err
 	}
-	if err := waitDockerInfo(ctx, d.socket, in.timeout, gone); err != nil {
-		return fmt.Errorf("dockerd still lists the %s runtime %s after reloading %s (%v): its log says why", runtimeName, in.timeout, cfg, err)
+	in.st.DockerConfig, in.st.DockerPidFile = "", ""
+	return in.saveState(false)
+}
+
+// dockerReloadView is daemon.json without sysbox (base) with the keys
+// install changed set explicitly, for dockerd's reload to apply: an empty
+// "runtimes" and the stock "default-runtime" where base has none.
+// wantDefault is the default runtime dockerd should then report ("" when
+// install did not change it).
+func dockerReloadView(base []byte, name string, changes []jsonChange) (view []byte, wantDefault string, err error) {
+	obj, err := parseJSONObject(base, name)
+	if err != nil {
+		return nil, "", err
 	}
-	in.h.say("docker no longer lists the %s runtime", runtimeName)
-	return nil
+	for _, c := range changes {
+		switch c.Path[0] {
+		case "runtimes":
+			if _, ok := obj.get("runtimes"); !ok {
+				obj.set("runtimes", json.RawMessage("{}"))
+			}
+		case "default-runtime":
+			raw, ok := obj.get("default-runtime")
+			if !ok {
+				raw = json.RawMessage(`"runc"`)
+				obj.set("default-runtime", raw)
+			}
+			if err := json.Unmarshal(raw, &wantDefault); err != nil {
+				return nil, "", fmt.Errorf("%s: default-runtime: %w", name, err)
+			}
+		}
+	}
+	return obj.marshal(), wantDefault, nil
 }
 
 type dockerContainer struct{ id, name string }

@@ -41,6 +41,11 @@ func (h *host) say(format string, args ...any) {
 	fmt.Fprintf(h.out, format+"\n", args...)
 }
 
+// info reports a fact, dry run or not.
+func (h *host) info(format string, args ...any) {
+	fmt.Fprintf(h.out, format+"\n", args...)
+}
+
 // note tells the user something they should know, dry run or not.
 func (h *host) note(format string, args ...any) {
 	fmt.Fprintf(h.out, "note: "+format+"\n", args...)

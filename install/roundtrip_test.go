@@ -64,6 +64,7 @@ func snapshot(t *testing.T, root string) map[string]string {
 func configure(t *testing.T, in *installer, defaultRuntime bool) {
 	t.Helper()
 	in.defaultRuntime = defaultRuntime
+	in.st.Prefix, in.st.DataRoot = in.prefix, in.dataRoot
 	for _, step := range []func() error{
 		func() error { return in.configureDocker(context.Background()) },
 		in.configureContainerd,

@@ -10,10 +10,14 @@ import (
 	"github.com/sysbox-dev/sysbox/internal/ipc"
 )
 
-// containerdTasks is where containerd's v2 shims keep their bundles, one per
-// live task: NAMESPACE/ID. A shim told to run another binary records it in
-// the bundle's options.json.
-const containerdTasks = "/run/containerd/io.containerd.runtime.v2.task"
+// containerdTasks are where containerd's v2 shims keep their bundles, one
+// per live task: NAMESPACE/ID; the system containerd's and the one dockerd
+// starts itself. A shim told to run another binary records it in the
+// bundle's options.json.
+var containerdTasks = []string{
+	"/run/containerd/io.containerd.runtime.v2.task",
+	"/run/docker/containerd/daemon/io.containerd.runtime.v2.task",
+}
 
 // runningContainers asks every witness what sysbox containers run: the
 // manager (which registers every container of every engine), Docker, and
@@ -37,14 +41,18 @@ func (in *installer) runningContainers(ctx context.Context) []string {
 			}
 		}
 	}
-	if d, _ := findDockerd(); d != nil {
+	if d, _ := in.dockerd(in.st.DockerPidFile); d != nil {
 		if list, err := dockerSysboxContainers(ctx, d.socket); err == nil {
 			for _, c := range list {
 				add(c.id, "docker container "+c.name)
 			}
 		}
 	}
-	opts, _ := filepath.Glob(containerdTasks + "/*/*/options.json")
+	var opts []string
+	for _, dir := range containerdTasks {
+		m, _ := filepath.Glob(dir + "/*/*/options.json")
+		opts = append(opts, m...)
+	}
 	for _, p := range opts {
 		b, err := os.ReadFile(p)
 		if err != nil || !strings.Contains(string(b), runtimeName) {

@@ -20,6 +20,9 @@ type state struct {
 	// binary was already in place (install.sh put it there).
 	Binary string   `json:"binary,omitempty"`
 	Links  []string `json:"links,omitempty"`
+	// Dirs are directories install created for them (a new prefix),
+	// removed at uninstall when empty.
+	Dirs []string `json:"dirs,omitempty"`
 	// DataRootCreated: install made the data root (uninstall --purge
 	// removes it either way).
 	DataRootCreated bool `json:"dataRootCreated,omitempty"`
@@ -32,6 +35,7 @@ type state struct {
 	Daemons string   `json:"daemons,omitempty"`
 	// The engines' config files install added the runtime to.
 	DockerConfig     string `json:"dockerConfig,omitempty"`
+	DockerPidFile    string `json:"dockerPidFile,omitempty"`
 	ContainerdConfig string `json:"containerdConfig,omitempty"`
 	PodmanConfig     string `json:"podmanConfig,omitempty"`
 	// Files are the files install wrote or edited, by path.

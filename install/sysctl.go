@@ -2,7 +2,9 @@ package install
 
 import (
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -95,7 +97,8 @@ func (in *installer) restoreSysctls() error {
 	if err := in.restoreFile(sysctlDropIn); err != nil {
 		return err
 	}
-	for key, r := range in.st.Sysctl {
+	for _, key := range slices.Sorted(maps.Keys(in.st.Sysctl)) {
+		r := in.st.Sysctl[key]
 		cur, err := readSysctl(key)
 		if err != nil || cur != r.New {
 			continue // changed since: the admin's value
