@@ -13,6 +13,7 @@ package mgr
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -79,8 +80,11 @@ func (c *StatusCmd) Run() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	st, err := ipc.Call[ipc.Empty, ipc.MgrStatus](ctx, c.Socket, ipc.MgrStatusMethod, ipc.Empty{})
+	if errors.Is(err, ipc.ErrNotRunning) {
+		return fmt.Errorf("sysbox-mgr is not running (%w): start it with `systemctl start sysbox-mgr`, or `sysbox-mgr &`", err)
+	}
 	if err != nil {
-		return fmt.Errorf("ask sysbox-mgr: %w (is it running? systemctl start sysbox-mgr, or run sysbox-mgr)", err)
+		return fmt.Errorf("ask sysbox-mgr: %w", err)
 	}
 	if c.JSON {
 		enc := json.NewEncoder(os.Stdout)

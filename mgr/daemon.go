@@ -208,7 +208,8 @@ func lockDataRoot(root, pidFile string) (func(), error) {
 }
 
 func writePidFile(path string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	// 0711 as ipc.Listen makes it: container roots walk through RunDir.
+	if err := os.MkdirAll(filepath.Dir(path), 0o711); err != nil {
 		return fmt.Errorf("create %s: %w", filepath.Dir(path), err)
 	}
 	tmp := path + ".tmp"

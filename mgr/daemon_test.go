@@ -279,6 +279,19 @@ func TestDaemonRegister(t *testing.T) {
 		}
 	}
 
+	// No special dirs at all when the runtime will not mount them.
+	b4, _ := bundle(t, "c4")
+	reg4, err := register(t, c.Socket, ipc.MgrRegister{ID: "c4", Bundle: b4, NoSpecialDirs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reg4.Mounts) != len(kernelMounts()) {
+		t.Fatalf("mounts with NoSpecialDirs: %+v", reg4.Mounts)
+	}
+	if _, err := os.Stat(filepath.Join(c.DataRoot, "docker", "c4")); err == nil {
+		t.Fatal("special dir made with NoSpecialDirs")
+	}
+
 	// stopped, status, remove.
 	if _, err := ipc.Call[ipc.MgrID, ipc.Empty](context.Background(), c.Socket, ipc.MgrStoppedMethod, ipc.MgrID{ID: "c1"}); err != nil {
 		t.Fatal(err)
@@ -288,7 +301,7 @@ func TestDaemonRegister(t *testing.T) {
 	if !ok || c1.Running || c1.UIDBase != reg.UIDBase || len(c1.Dirs) != len(specialDirs) || c1.DiskBytes == 0 {
 		t.Fatalf("status of c1: %+v", c1)
 	}
-	if st.IDsUsed != 3*BlockSize || !st.Idmap {
+	if st.IDsUsed != 4*BlockSize || !st.Idmap {
 		t.Fatalf("status: %+v", st)
 	}
 	if _, err := ipc.Call[ipc.MgrID, ipc.Empty](context.Background(), c.Socket, ipc.MgrRemoveMethod, ipc.MgrID{ID: "c1"}); err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -257,6 +258,8 @@ func fillDir(d dir, rootfs string, base uint32) error {
 		}
 	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR):
 		// Nothing in the image there (or not a dir): start empty.
+	case errors.Is(err, unix.ELOOP):
+		slog.Warn("the image's path is a symlink loop: special dir starts empty", "path", d.Dest, "rootfs", rootfs)
 	default:
 		return fmt.Errorf("open %s in %s: %w", d.Dest, rootfs, err)
 	}

@@ -227,7 +227,7 @@ func (m *manager) register(_ context.Context, req ipc.MgrRegister) (ipc.MgrRegis
 			}
 		}
 	}
-	mounts, err := m.ensureDirs(&r, req.Mounted)
+	mounts, err := m.ensureDirs(&r, req.Mounted, req.NoSpecialDirs)
 	if err != nil {
 		return out, err
 	}
@@ -245,12 +245,12 @@ func (m *manager) register(_ context.Context, req ipc.MgrRegister) (ipc.MgrRegis
 // spec mounts itself) and lists its mounts. A dir is recorded once its
 // content is in place: a crash before leaves it unrecorded and the next
 // registration starts it over.
-func (m *manager) ensureDirs(r *record, mounted []string) ([]ipc.MgrMount, error) {
+func (m *manager) ensureDirs(r *record, mounted []string, none bool) ([]ipc.MgrMount, error) {
 	var mounts []ipc.MgrMount
 	changed := false
 	r.Dirs = slices.Clone(r.Dirs) // shared with the copy in recs until saved
 	for _, sd := range specialDirs {
-		if userMounted(sd.Dest, mounted) {
+		if none || userMounted(sd.Dest, mounted) {
 			continue
 		}
 		i := slices.IndexFunc(r.Dirs, func(d dir) bool { return d.Kind == sd.Kind })

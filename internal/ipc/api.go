@@ -28,6 +28,9 @@ type MgrRegister struct {
 	// Mounted lists the destinations the spec already mounts: a user's
 	// volume wins over a special dir.
 	Mounted []string `json:"mounted,omitempty"`
+	// NoSpecialDirs: the runtime will not mount the special dirs
+	// (SYSBOX_NO_SPECIAL_DIRS), so the manager makes none.
+	NoSpecialDirs bool `json:"noSpecialDirs,omitempty"`
 }
 
 // MgrMount is a host path the runtime bind-mounts into the container.
