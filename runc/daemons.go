@@ -49,8 +49,12 @@ func registerMgr(ctx context.Context, id, bundle string, s *specs.Spec, o Option
 	for _, m := range s.Mounts {
 		mounted = append(mounted, filepath.Clean(m.Destination))
 	}
+	// The first registration copies what the image has under the special
+	// dirs (preloaded inner images): give it time.
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
 	reg, err := ipc.Call[ipc.MgrRegister, ipc.MgrRegistration](ctx, mgrSocket, ipc.MgrRegisterMethod, ipc.MgrRegister{
-		ID: id, Bundle: bundle, Rootfs: s.Root.Path, IDSize: o.IDSize, Mounted: mounted,
+		ID: id, Bundle: bundle, Rootfs: s.Root.Path, IDSize: o.IDSize, Mounted: mounted, NoSpecialDirs: o.NoSpecialDirs,
 	})
 	if err != nil {
 		return reg, daemonErr("sysbox-mgr", err)
