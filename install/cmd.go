@@ -290,7 +290,9 @@ func (in *installer) uninstall(ctx context.Context, force, purge bool) error {
 			return err
 		}
 	}
-	if err := in.h.removeFile(in.stateFile); err != nil {
+	if in.h.dry {
+		in.h.say("remove %s", in.stateFile)
+	} else if err := in.h.removeFile(in.stateFile); err != nil {
 		return err
 	}
 	in.h.removeEmptyDir(filepath.Dir(in.stateFile))

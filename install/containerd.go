@@ -2,7 +2,9 @@ package install
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -183,8 +185,8 @@ func (in *installer) unconfigureContainerd() error {
 // containerdChanged restarts containerd when asked (through systemd, the
 // only safe way to restart it), else says it needs one.
 func (in *installer) containerdChanged(why string) error {
-	if len(findProcs("containerd")) == 0 {
-		return nil // it reads the config when it starts
+	if !containerdReads(containerdConfig) {
+		return nil // none runs on this config: it is read at start
 	}
 	if !in.restartContainerd {
 		in.h.note("containerd must restart to %s (systemctl restart containerd, or run sysbox install --restart-containerd); running containers are not affected", why)
@@ -226,4 +228,24 @@ func (in *installer) unconfigurePodman() error {
 	}
 	in.st.PodmanConfig = ""
 	return in.saveState(false)
+}
+
+// containerdReads: a running containerd reads this config file. The one
+// dockerd starts for itself runs with its own --config and does not.
+func containerdReads(config string) bool {
+	for _, pid := range findProcs("containerd") {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		c := flagValue(args, "--config")
+		if c == "" {
+			c = flagValue(args, "-c")
+		}
+		if c == "" || filepath.Clean(c) == config {
+			return true
+		}
+	}
+	return false
 }
