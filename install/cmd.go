@@ -207,9 +207,12 @@ func (in *installer) install(ctx context.Context, eng engines, start bool) error
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
+			if in.h.dry {
+				return err
+			}
 			// What was done so far is recorded: uninstall can take it out.
 			_ = in.saveState(false)
-			return err
+			return fmt.Errorf("%w\n(install stopped here; run it again once this is fixed, or sysbox uninstall to take out what it did so far)", err)
 		}
 	}
 	if err := in.saveState(true); err != nil {

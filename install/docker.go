@@ -103,16 +103,23 @@ func flagValues(args []string, names ...string) []string {
 // checkDockerdFlags refuses what would stop dockerd from starting next
 // time: the same setting as a flag and in daemon.json is a fatal conflict
 // for dockerd.
-func checkDockerdFlags(d *dockerd, want dockerWant) error {
-	for _, v := range flagValues(d.args, "--add-runtime") {
-		if strings.HasPrefix(v, runtimeName+"=") {
-			return fmt.Errorf("dockerd (pid %d) runs with --add-runtime %s: with the runtime in daemon.json too, dockerd would refuse to start; remove the flag first", d.pid, v)
-		}
-	}
+// byFlag reports that dockerd's own flags already register the runtime as
+// wanted: daemon.json must then stay out of it.
+func checkDockerdFlags(d *dockerd, want dockerWant) (byFlag bool, err error) {
 	if want.DefaultRuntime && len(flagValues(d.args, "--default-runtime")) > 0 {
-		return fmt.Errorf("dockerd (pid %d) runs with --default-runtime: with default-runtime in daemon.json too, dockerd would refuse to start; drop --default-runtime from install or the flag from dockerd", d.pid)
+		return false, fmt.Errorf("dockerd (pid %d) runs with --default-runtime: with default-runtime in daemon.json too, dockerd would refuse to start; drop --default-runtime from install or the flag from dockerd", d.pid)
 	}
-	return nil
+	for _, v := range flagValues(d.args, "--add-runtime") {
+		path, ok := strings.CutPrefix(v, runtimeName+"=")
+		if !ok {
+			continue
+		}
+		if path == want.RuntimePath && !want.DefaultRuntime {
+			return true, nil
+		}
+		return false, fmt.Errorf("dockerd (pid %d) runs with --add-runtime %s: with the runtime in daemon.json too, dockerd would refuse to start; remove the flag first", d.pid, v)
+	}
+	return false, nil
 }
 
 // dockerd finds the running dockerd (tests bring their own).
@@ -216,8 +223,13 @@ func (in *installer) configureDocker(ctx context.Context) error {
 	want := dockerWant{RuntimePath: in.runcPath(), DefaultRuntime: in.defaultRuntime}
 	if d != nil {
 		cfg = d.config
-		if err := checkDockerdFlags(d, want); err != nil {
+		byFlag, err := checkDockerdFlags(d, want)
+		if err != nil {
 			return err
+		}
+		if byFlag && in.st.DockerConfig == "" {
+			in.h.info("dockerd (pid %d) registers %s itself (--add-runtime): daemon.json left alone", d.pid, runtimeName)
+			return nil
 		}
 	}
 	if in.st.DockerConfig != "" && in.st.DockerConfig != cfg {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -178,6 +179,35 @@ func TestDockerReloadView(t *testing.T) {
 		}
 		if string(view) != tt.want || def != tt.def {
 			t.Errorf("base %s: got\n%s(default %q)\nwant\n%s(default %q)", tt.base, view, def, tt.want, tt.def)
+		}
+	}
+}
+
+func TestCheckDockerdFlags(t *testing.T) {
+	tests := []struct {
+		args   []string
+		def    bool
+		byFlag bool
+		err    string
+	}{
+		{args: []string{"dockerd", "--log-level=info"}},
+		{args: []string{"dockerd", "--add-runtime", "sysbox-runc=" + ours}, byFlag: true},
+		{args: []string{"dockerd", "--add-runtime=sysbox-runc=/tmp/devtools/sysbox-runc"}, err: "remove the flag first"},
+		{args: []string{"dockerd", "--add-runtime", "sysbox-runc=" + ours}, def: true, err: "remove the flag first"},
+		{args: []string{"dockerd", "--add-runtime", "crun=/usr/bin/crun"}},
+		{args: []string{"dockerd", "--default-runtime", "crun"}, def: true, err: "would refuse to start"},
+		{args: []string{"dockerd", "--default-runtime", "crun"}},
+	}
+	for _, tt := range tests {
+		byFlag, err := checkDockerdFlags(&dockerd{pid: 1, args: tt.args}, dockerWant{RuntimePath: ours, DefaultRuntime: tt.def})
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("%v: err %v, want %q", tt.args, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || byFlag != tt.byFlag {
+			t.Errorf("%v: byFlag %v, err %v", tt.args, byFlag, err)
 		}
 	}
 }
