@@ -206,9 +206,10 @@ func registerRuntime() error {
 	want := filepath.Join(env.bin, "sysbox-runc")
 	rt, ok := runtimes[RuntimeSysbox]
 	if !ok {
-		return fmt.Errorf("the running Docker engine has no %q runtime: stop it so the harness starts its own, "+
-			"or add {\"runtimes\": {\"%s\": {\"path\": \"%s\"}}} to /etc/docker/daemon.json and reload it (kill -HUP)",
-			RuntimeSysbox, RuntimeSysbox, want)
+		return fmt.Errorf("the running Docker engine has no %q runtime: register it with "+
+			"`sudo %s install --docker`, or add {\"runtimes\": {\"%s\": {\"path\": \"%s\"}}} to "+
+			"/etc/docker/daemon.json and reload dockerd (kill -HUP), or stop dockerd so the harness starts its own",
+			RuntimeSysbox, filepath.Join(env.bin, "sysbox"), RuntimeSysbox, want)
 	}
 	if rt.Path != want {
 		logf("warning: runtime %s is %s, not this checkout's %s: e2e tests will run that binary", RuntimeSysbox, rt.Path, want)
