@@ -27,12 +27,22 @@ import (
 )
 
 // Images built by scripts/build-images.sh (the :latest tag follows the
-// current recipe; the content-keyed tag is on the same image).
-const (
-	ImageMinimal = "sysbox-e2e/minimal:latest" // debootstrap minbase, procps, iproute2, busybox
-	ImageSystem  = "sysbox-e2e/system:latest"  // + systemd as /sbin/init, docker.io, iptables, kmod, dbus
-	ImageBusybox = "sysbox-e2e/busybox:latest" // static busybox only: small enough to load into inner engines
+// current recipe; the content-keyed tag is on the same image). Their
+// repository follows SYSBOX_E2E_REPO, as the script's does, so a run can
+// build and use a set of its own.
+var (
+	ImageMinimal = imageRef("minimal") // debootstrap minbase, procps, iproute2, busybox
+	ImageSystem  = imageRef("system")  // + systemd as /sbin/init, docker.io, iptables, kmod, dbus
+	ImageBusybox = imageRef("busybox") // static busybox only: small enough to load into inner engines
 )
+
+func imageRef(name string) string {
+	repo := os.Getenv("SYSBOX_E2E_REPO")
+	if repo == "" {
+		repo = "sysbox-e2e"
+	}
+	return repo + "/" + name + ":latest"
+}
 
 // RuntimeSysbox is the name the engine knows bin/sysbox-runc by.
 const RuntimeSysbox = "sysbox-runc"
