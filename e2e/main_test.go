@@ -110,7 +110,11 @@ func setup(stops *[]func()) error {
 		return err
 	}
 
-	logf("building images (scripts/build-images.sh; cached under /var/cache/sysbox-e2e)")
+	cache := os.Getenv("SYSBOX_E2E_CACHE")
+	if cache == "" {
+		cache = "/var/cache/sysbox-e2e"
+	}
+	logf("building images (scripts/build-images.sh; cached under %s)", cache)
 	start := time.Now()
 	cmd := exec.Command(filepath.Join(env.root, "scripts", "build-images.sh"))
 	cmd.Env = append(os.Environ(), "DOCKER="+env.dockerCLI)
