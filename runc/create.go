@@ -12,6 +12,8 @@ import (
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/sysbox-dev/sysbox/internal/ipc"
 )
 
 // createFlags are shared by create and run.
@@ -189,13 +191,12 @@ func startContainer(g *Globals, f *createFlags, act action, detach, subreaper bo
 	if !opts.NoSpecialDirs {
 		host.Extra = append(host.Extra, mgrMounts(reg.Mounts)...)
 	}
+	var views []ipc.FsMount
 	if !opts.NoFS {
-		fsMounts, err := registerFs(ctx, f.ID, spec, reg.UIDBase, reg.GIDBase)
-		if err != nil {
+		if views, err = registerFs(ctx, f.ID, spec, reg.UIDBase, reg.GIDBase); err != nil {
 			return -1, err
 		}
 		undo.add(func() { unregisterFs(f.ID) })
-		host.Extra = append(host.Extra, fsMounts...)
 	}
 
 	warns, err := Transform(spec, opts, host)
@@ -264,10 +265,13 @@ func startContainer(g *Globals, f *createFlags, act action, detach, subreaper bo
 			if err := delegateCgroups(ct, rootUID, rootGID); err != nil {
 				return err
 			}
-			if !opts.NoFS {
-				return startedFs(ctx, f.ID, pid, ct)
+			if opts.NoFS {
+				return nil
 			}
-			return nil
+			if err := mountViews(pid, views); err != nil {
+				return err
+			}
+			return startedFs(ctx, f.ID, pid, ct)
 		},
 	}
 	return r.run(spec.Process)

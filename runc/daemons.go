@@ -86,18 +86,14 @@ func mgrMounts(ms []ipc.MgrMount) []specs.Mount {
 	return out
 }
 
-func registerFs(ctx context.Context, id string, s *specs.Spec, uid, gid uint32) ([]specs.Mount, error) {
+func registerFs(ctx context.Context, id string, s *specs.Spec, uid, gid uint32) ([]ipc.FsMount, error) {
 	reg, err := ipc.Call[ipc.FsRegister, ipc.FsRegistration](ctx, fsSocket, ipc.FsRegisterMethod, ipc.FsRegister{
 		ID: id, UIDBase: uid, GIDBase: gid, Hostname: s.Hostname,
 	})
 	if err != nil {
 		return nil, daemonErr("sysbox-fs", err)
 	}
-	var out []specs.Mount
-	for _, m := range reg.Mounts {
-		out = append(out, specs.Mount{Destination: m.Dest, Source: m.Source, Type: "bind", Options: []string{"bind", "nosuid", "nodev"}})
-	}
-	return out, nil
+	return reg.Mounts, nil
 }
 
 func startedFs(ctx context.Context, id string, pid int, ct *libcontainer.Container) error {
