@@ -1,0 +1,204 @@
+package trap
+
+import (
+	"bytes"
+	"fmt"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// mountEntry is one line of /proc/<pid>/mountinfo (proc(5)).
+type mountEntry struct {
+	id, parent int
+	dev        string // major:minor of the superblock
+	root       string // path inside the filesystem mounted here
+	point      string // mount point, relative to the process's root
+	opts       string // per-mount options
+	fstype     string
+	source     string
+}
+
+func (m mountEntry) readOnly() bool { return hasOpt(m.opts, "ro") }
+
+func (m mountEntry) key() mountKey { return mountKey{m.dev, m.root, m.point} }
+
+func hasOpt(opts, o string) bool {
+	for _, x := range strings.Split(opts, ",") {
+		if x == o {
+			return true
+		}
+	}
+	return false
+}
+
+// mountKey names a mount by what it shows and where, so a copy of a mount in
+// another mount namespace (unshare -m) matches its original.
+type mountKey struct{ dev, root, point string }
+
+func parseMountinfo(b []byte) ([]mountEntry, error) {
+	var out []mountEntry
+	for n := 1; len(b) > 0; n++ {
+		var line []byte
+		line, b, _ = bytes.Cut(b, []byte{'\n'})
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		f := strings.Fields(string(line))
+		sep := slices.Index(f, "-")
+		if len(f) < 6 || sep < 6 || len(f) < sep+3 {
+			return nil, fmt.Errorf("mountinfo line %d: malformed: %q", n, line)
+		}
+		id, err1 := strconv.Atoi(f[0])
+		parent, err2 := strconv.Atoi(f[1])
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("mountinfo line %d: bad ids: %q", n, line)
+		}
+		out = append(out, mountEntry{
+			id: id, parent: parent, dev: f[2],
+			root: unescapeOctal(f[3]), point: unescapeOctal(f[4]), opts: f[5],
+			fstype: f[sep+1], source: unescapeOctal(f[sep+2]),
+		})
+	}
+	return out, nil
+}
+
+// unescapeOctal undoes mountinfo's escapes (\040 for a space).
+func unescapeOctal(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var sb strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				sb.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		sb.WriteByte(s[i])
+	}
+	return sb.String()
+}
+
+// coverKind is what the runtime put over a path of the container's /proc
+// or /sys.
+type coverKind int
+
+const (
+	coverMaskFile coverKind = iota // /dev/null bound over a file
+	coverMaskDir                   // an empty read-only tmpfs over a dir
+	coverReadOnly                  // the path bound over itself, read-only
+)
+
+func (k coverKind) String() string {
+	return [...]string{"mask-file", "mask-dir", "read-only"}[k]
+}
+
+// cover is one masked or read-only path, relative to the filesystem's
+// root ("kcore", "bus").
+type cover struct {
+	kind coverKind
+	rel  string
+}
+
+// layout is a container's mounts as it started: what a new procfs or sysfs
+// must get to look like the container's own, and what may not be unmounted
+// or made writable. Built once per container from its init's mountinfo,
+// before the container runs anything of its own.
+type layout struct {
+	// procCovers and sysCovers are the masked and read-only paths of the
+	// container's /proc and /sys, parents before children. The FUSE views
+	// come from Views, which knows their sources.
+	procCovers, sysCovers []cover
+
+	// protected: /proc, /sys and what the runtime mounted on them.
+	protected map[mountKey]bool
+	// readOnly: every mount that started read-only.
+	readOnly map[mountKey]bool
+}
+
+// isProtected and isReadOnly match by key, so the copies in another mount
+// namespace (unshare -m) are the originals too, while the same views
+// mounted elsewhere (a new procfs at /tmp/p) are not.
+func (l *layout) isProtected(m mountEntry) bool { return l != nil && l.protected[m.key()] }
+
+func (l *layout) isReadOnly(m mountEntry) bool { return l != nil && l.readOnly[m.key()] }
+
+// buildLayout reads a container's layout out of its init's mountinfo.
+func buildLayout(ms []mountEntry) *layout {
+	l := &layout{protected: map[mountKey]bool{}, readOnly: map[mountKey]bool{}}
+	for _, m := range ms {
+		if m.readOnly() {
+			l.readOnly[m.key()] = true
+		}
+	}
+	l.procCovers = l.walk(ms, "/proc", "proc")
+	l.sysCovers = l.walk(ms, "/sys", "sysfs")
+	return l
+}
+
+// walk finds the topmost fstype mount at top and records what is mounted
+// over it: views, masks, read-only binds. Other mounts below (cgroupfs
+// under /sys/fs/cgroup, binfmt_misc) are the container's own business and
+// neither copied nor protected.
+func (l *layout) walk(ms []mountEntry, top, fstype string) []cover {
+	base := -1
+	for i, m := range ms {
+		if m.point == top && m.fstype == fstype && m.root == "/" {
+			base = i
+		}
+	}
+	if base < 0 {
+		return nil
+	}
+	l.protect(ms[base])
+	in := map[int]bool{ms[base].id: true}
+	var covers []cover
+	for _, m := range ms[base+1:] {
+		if !in[m.parent] {
+			continue
+		}
+		rel, ok := strings.CutPrefix(m.point, top+"/")
+		if !ok {
+			continue
+		}
+		var kind coverKind
+		switch {
+		case strings.HasPrefix(m.fstype, "fuse"):
+			// A view: its source comes from Views.
+			l.protect(m)
+			in[m.id] = true
+			continue
+		case m.fstype == fstype && m.root != "/" && m.readOnly():
+			kind = coverReadOnly
+		case m.fstype == "tmpfs" && m.root == "/" && m.readOnly():
+			kind = coverMaskDir
+		case path.Base(m.root) == "null" && (m.fstype == "devtmpfs" || m.fstype == "tmpfs"):
+			kind = coverMaskFile
+		default:
+			continue
+		}
+		l.protect(m)
+		in[m.id] = true
+		covers = append(covers, cover{kind: kind, rel: rel})
+	}
+	slices.SortStableFunc(covers, func(a, b cover) int { return depth(a.rel) - depth(b.rel) })
+	return covers
+}
+
+func (l *layout) protect(m mountEntry) { l.protected[m.key()] = true }
+
+func depth(p string) int { return strings.Count(p, "/") }
+
+// findMount returns the entry with mount id id.
+func findMount(ms []mountEntry, id int) (mountEntry, bool) {
+	for _, m := range ms {
+		if m.id == id {
+			return m, true
+		}
+	}
+	return mountEntry{}, false
+}
