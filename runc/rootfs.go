@@ -85,7 +85,7 @@ func mountRootfs(id string, s *specs.Spec) (*rootfsMount, error) {
 	}
 	if mi != nil && mi.fstype == "overlay" {
 		uid, gid := rootIDs(s)
-		err = mountIdmappedOverlay(src, mi.super, target, userns, s.Root.Readonly, uid, gid)
+		err = mountIdmappedOverlay(src, mi.super, target, userns, uid, gid)
 	} else {
 		err = bindIdmapped(src, target, userns)
 		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOTSUP) {
@@ -280,7 +280,7 @@ func commonDir(paths []string) string {
 
 // mountIdmappedOverlay mounts at target a new overlay over the same layers
 // as the engine's, seen through one id-mapped mount of their common parent.
-func mountIdmappedOverlay(rootfs, super, target string, userns int, ro bool, uid, gid uint32) error {
+func mountIdmappedOverlay(rootfs, super, target string, userns int, uid, gid uint32) error {
 	// Docker's merged dir is <layers>/<id>/merged; its short lowerdirs are
 	// relative to <layers>.
 	lower, upper, work, err := overlayLayers(super, filepath.Dir(filepath.Dir(rootfs)))
@@ -333,16 +333,14 @@ func mountIdmappedOverlay(rootfs, super, target string, userns int, ro bool, uid
 	if len(data) >= os.Getpagesize() {
 		return fmt.Errorf("too many image layers (%d) for one overlay mount", len(lower))
 	}
-	var flags uintptr
-	if ro {
-		flags |= unix.MS_RDONLY
-	}
 	// overlayfs works in its upper and work dirs with the mounter's
 	// credentials. Host root has no id in the layers' mapping (EOVERFLOW),
 	// so mount with the fsuid of the container's root, keeping every
 	// capability.
 	if err := withFsIDs(uid, gid, func() error {
-		return unix.Mount("overlay", target, "overlay", flags, data)
+		// Read-write even for --read-only: libcontainer creates the mount
+		// points first and makes the root read-only at the end.
+		return unix.Mount("overlay", target, "overlay", 0, data)
 	}); err != nil {
 		return fmt.Errorf("mount overlay on id-mapped layers (engine's options %q): %w", super, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // Host is what the transform needs to know about the machine and the
@@ -77,11 +78,11 @@ func Validate(s *specs.Spec) error {
 	}
 	for _, t := range []specs.LinuxNamespaceType{specs.PIDNamespace, specs.NetworkNamespace, specs.IPCNamespace, specs.UTSNamespace, specs.MountNamespace} {
 		ns, ok := namespace(s, t)
-		if !ok || isHostNS(ns.Path) {
+		if !ok || isHostNS(t, ns.Path) {
 			return errors.New(flags[t])
 		}
 	}
-	if ns, ok := namespace(s, specs.UserNamespace); ok && isHostNS(ns.Path) {
+	if ns, ok := namespace(s, specs.UserNamespace); ok && isHostNS(specs.UserNamespace, ns.Path) {
 		return errors.New("--userns=host is not supported: every system container gets its own user namespace")
 	}
 	return nil
@@ -100,12 +101,36 @@ func isPrivileged(s *specs.Spec) bool {
 	return false
 }
 
-func isHostNS(path string) bool {
+// isHostNS: path names one of the host's namespaces. Engines join the
+// host's network namespace through a bind of it (Docker's
+// /var/run/docker/netns/default), so the answer comes from comparing the
+// namespace itself with init's, not from the path alone.
+func isHostNS(t specs.LinuxNamespaceType, path string) bool {
 	if path == "" {
 		return false
 	}
 	p := filepath.Clean(path)
-	return strings.HasPrefix(p, "/proc/1/ns/") || strings.HasPrefix(p, "/proc/self/ns/")
+	if strings.HasPrefix(p, "/proc/1/ns/") {
+		return true
+	}
+	return sameNamespace(p, "/proc/1/ns/"+nsFile[t])
+}
+
+// nsFile is the /proc/PID/ns entry of each namespace type.
+var nsFile = map[specs.LinuxNamespaceType]string{
+	specs.PIDNamespace: "pid", specs.NetworkNamespace: "net", specs.IPCNamespace: "ipc",
+	specs.UTSNamespace: "uts", specs.MountNamespace: "mnt", specs.UserNamespace: "user",
+	specs.CgroupNamespace: "cgroup", specs.TimeNamespace: "time",
+}
+
+// sameNamespace compares two namespace files (a variable so the pure
+// transform tests need no /proc).
+var sameNamespace = func(a, b string) bool {
+	var sa, sb unix.Stat_t
+	if unix.Stat(a, &sa) != nil || unix.Stat(b, &sb) != nil {
+		return false
+	}
+	return sa.Dev == sb.Dev && sa.Ino == sb.Ino
 }
 
 func namespace(s *specs.Spec, t specs.LinuxNamespaceType) (specs.LinuxNamespace, bool) {

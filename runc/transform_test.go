@@ -41,12 +41,16 @@ func dockerSpec() *specs.Spec {
 	}
 }
 
+var realSameNamespace = sameNamespace
+
 var testHost = Host{
 	Caps: []string{"CAP_CHOWN", "CAP_SYS_ADMIN", "CAP_NET_ADMIN"}, TimeNS: true,
 	OOMScoreAdj: 0, UIDBase: 165536, GIDBase: 165536, Size: 65536,
 }
 
 func TestTransformRefuses(t *testing.T) {
+	sameNamespace = func(a, b string) bool { return a == "/var/run/docker/netns/default" && b == "/proc/1/ns/net" }
+	t.Cleanup(func() { sameNamespace = realSameNamespace })
 	tests := []struct {
 		name   string
 		modify func(*specs.Spec)
@@ -61,6 +65,9 @@ func TestTransformRefuses(t *testing.T) {
 		{"ipc host", func(s *specs.Spec) { s.Linux.Namespaces = dropNS(s, "ipc") }, "--ipc=host"},
 		{"uts host", func(s *specs.Spec) { s.Linux.Namespaces = dropNS(s, "uts") }, "--uts=host"},
 		{"mount host", func(s *specs.Spec) { s.Linux.Namespaces = dropNS(s, "mount") }, "mount namespace"},
+		{"net through a bind of the host's", func(s *specs.Spec) {
+			s.Linux.Namespaces = append(dropNS(s, "network"), specs.LinuxNamespace{Type: "network", Path: "/var/run/docker/netns/default"})
+		}, "--net=host"},
 		{"net of pid 1", func(s *specs.Spec) {
 			s.Linux.Namespaces = append(dropNS(s, "network"), specs.LinuxNamespace{Type: "network", Path: "/proc/1/ns/net"})
 		}, "--net=host"},
