@@ -15,7 +15,7 @@ E2E_FLAGS  ?= -count=1 -v -timeout 60m
 GORELEASER_VERSION ?= v2.16.0
 GORELEASER ?= $(or $(shell command -v goreleaser),$(shell $(GO) env GOPATH)/bin/goreleaser)
 
-.PHONY: build unit lint test e2e images release-check bench clean
+.PHONY: build unit lint test e2e images release-check bench clean demo
 build: bin/sysbox
 
 bin/sysbox: $(shell find . -name '*.go' -not -path './e2e/*') go.mod go.sum
@@ -69,3 +69,9 @@ release-check:
 # sysbox-runc registered and the sysbox daemons running (sysbox install).
 bench: build
 	bash bench/runtime.sh
+
+# demo: the README's main command. On a fresh Debian/Ubuntu host (root):
+# installs what is missing, builds, runs `sysbox install --docker`, builds
+# the system image and shows systemd and Docker inside a system container.
+demo:
+	scripts/demo.sh

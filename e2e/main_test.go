@@ -106,9 +106,11 @@ func setup(stops *[]func()) error {
 		return err
 	}
 	*stops = append(*stops, stop)
-	if err := registerRuntime(); err != nil {
+	undo, err := registerRuntime()
+	if err != nil {
 		return err
 	}
+	*stops = append(*stops, undo)
 
 	cache := os.Getenv("SYSBOX_E2E_CACHE")
 	if cache == "" {
@@ -163,7 +165,7 @@ func ensureEngine() (func(), error) {
 		dockerd = "/usr/sbin/dockerd"
 	}
 	logPath := filepath.Join(logDir, "dockerd.log")
-	args := append([]string{"--log-level=info"}, runtimeFlags()...)
+	args := []string{"--log-level=info"}
 	p, err := startLogged(dockerd, args, logPath)
 	if err != nil {
 		return nil, err
@@ -195,41 +197,43 @@ func ensureEngine() (func(), error) {
 	}, nil
 }
 
-// runtimeFlags are the dockerd flags that register bin/sysbox-runc, for an
-// engine the harness starts itself.
-func runtimeFlags() []string {
-	return []string{"--add-runtime", RuntimeSysbox + "=" + filepath.Join(env.bin, "sysbox-runc")}
-}
-
-// registerRuntime makes sure the engine runs containers with this
-// checkout's bin/sysbox-runc as runtime "sysbox-runc". Today the flag from
-// runtimeFlags does it for an engine the harness started, and an engine that
-// was already running must have it registered by hand. When
-// `sysbox install --docker` works, this is the one place to call it.
-func registerRuntime() error {
-	out, err := exec.Command(env.dockerCLI, "info", "--format", "{{json .Runtimes}}").CombinedOutput()
+// registerRuntime registers this checkout's bin/sysbox-runc with the engine
+// and starts sysbox-mgr and sysbox-fs from bin/, all through
+// `sysbox install --docker` (the prefix is the checkout, so nothing is
+// copied), then checks with the engine. It returns what undoes it:
+// `sysbox uninstall --force --purge` puts daemon.json back as it was, stops
+// the daemons and removes the data root.
+func registerRuntime() (func(), error) {
+	sysbox := filepath.Join(env.bin, "sysbox")
+	out, err := exec.Command(sysbox, "install", "--docker", "--prefix", env.root).CombinedOutput()
+	logf("sysbox install --docker --prefix %s (%v):\n%s", env.root, err, strings.TrimSpace(string(out)))
+	undo := func() {
+		out, err := exec.Command(sysbox, "uninstall", "--force", "--purge").CombinedOutput()
+		logf("sysbox uninstall --force --purge (%v):\n%s", err, strings.TrimSpace(string(out)))
+	}
 	if err != nil {
-		return fmt.Errorf("docker info: %w\n%s", err, out)
+		undo()
+		return nil, fmt.Errorf("sysbox install --docker: %w", err)
+	}
+	out, err = exec.Command(env.dockerCLI, "info", "--format", "{{json .Runtimes}}").CombinedOutput()
+	if err != nil {
+		undo()
+		return nil, fmt.Errorf("docker info: %w\n%s", err, out)
 	}
 	var runtimes map[string]struct {
 		Path string `json:"path"`
 	}
 	if err := json.Unmarshal(out, &runtimes); err != nil {
-		return fmt.Errorf("parse docker info runtimes %q: %w", out, err)
+		undo()
+		return nil, fmt.Errorf("parse docker info runtimes %q: %w", out, err)
 	}
 	want := filepath.Join(env.bin, "sysbox-runc")
-	rt, ok := runtimes[RuntimeSysbox]
-	if !ok {
-		return fmt.Errorf("the running Docker engine has no %q runtime: register it with "+
-			"`sudo %s install --docker`, or add {\"runtimes\": {\"%s\": {\"path\": \"%s\"}}} to "+
-			"/etc/docker/daemon.json and reload dockerd (kill -HUP), or stop dockerd so the harness starts its own",
-			RuntimeSysbox, filepath.Join(env.bin, "sysbox"), RuntimeSysbox, want)
+	if rt := runtimes[RuntimeSysbox]; rt.Path != want {
+		undo()
+		return nil, fmt.Errorf("after sysbox install the engine runs %q as %s, not this checkout's %s: stop that engine so the harness starts its own", rt.Path, RuntimeSysbox, want)
 	}
-	if rt.Path != want {
-		logf("warning: runtime %s is %s, not this checkout's %s: e2e tests will run that binary", RuntimeSysbox, rt.Path, want)
-	}
-	logf("runtime %s registered: %s", RuntimeSysbox, rt.Path)
-	return nil
+	logf("runtime %s registered: %s", RuntimeSysbox, want)
+	return undo, nil
 }
 
 // startDaemons starts sysbox-mgr and sysbox-fs from bin/ unless they

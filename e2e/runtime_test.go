@@ -301,7 +301,19 @@ func TestRuntimeBundle(t *testing.T) {
 	proc["args"] = []string{"sleep", "100"}
 	write()
 	t.Cleanup(func() { _, _ = rtErr("delete", "--force", "c1") })
-	rt("create", "--bundle", bundle, "c1")
+	// A detached container keeps the stdio it was created with: give it a
+	// file, not this test's pipe (containerd gives fifos).
+	logf, err := os.Create(filepath.Join(t.TempDir(), "c1.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	create := exec.Command(runcBin, "--root", root, "create", "--bundle", bundle, "c1")
+	create.Stdout, create.Stderr = logf, logf
+	if err := create.Run(); err != nil {
+		b, _ := os.ReadFile(logf.Name())
+		t.Fatalf("create: %v\n%s", err, b)
+	}
 	var st struct {
 		Status string `json:"status"`
 		Pid    int    `json:"pid"`

@@ -61,6 +61,9 @@ func (in *installer) link(name string) error {
 	target, err := os.Readlink(in.h.path(p))
 	switch {
 	case err == nil && (target == "sysbox" || target == in.binPath("sysbox")):
+		// Already there (make build makes them beside bin/sysbox): not
+		// ours to remove at uninstall unless an earlier install made it.
+		return nil
 	case err == nil || !errors.Is(err, fs.ErrNotExist):
 		what := "a file"
 		if err == nil {

@@ -1,0 +1,122 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// unitsThatCannotWork are the systemd units that fail in any container,
+// with the reason; a boot that is "degraded" only because of them is good.
+var unitsThatCannotWork = map[string]string{
+	// debugfs and tracefs expose the host kernel; no user namespace may
+	// mount them, in any container runtime.
+	"sys-kernel-debug.mount":   "debugfs cannot be mounted from a user namespace",
+	"sys-kernel-tracing.mount": "tracefs cannot be mounted from a user namespace",
+}
+
+// bootSystem starts the system image with systemd as init under sysbox and
+// waits until systemd has finished booting.
+func bootSystem(t *testing.T, flags ...string) string {
+	t.Helper()
+	c := container{Runtime: RuntimeSysbox, Image: ImageSystem, Flags: flags, Cmd: []string{"/sbin/init"}}
+	name := c.start(t)
+	waitBooted(t, name)
+	return name
+}
+
+func waitBooted(t *testing.T, name string) {
+	t.Helper()
+	poll(t, 90*time.Second, func() (bool, string) {
+		out, _ := dockerErr(t, "exec", name, "systemctl", "is-system-running")
+		switch out {
+		case "running":
+			return true, out
+		case "degraded":
+			failed := docker(t, "exec", name, "systemctl", "--failed", "--no-legend", "--plain")
+			for _, line := range strings.Split(failed, "\n") {
+				f := strings.Fields(line)
+				if len(f) == 0 {
+					continue
+				}
+				if _, ok := unitsThatCannotWork[f[0]]; !ok {
+					t.Fatalf("systemd degraded by %s:\n%s\n%s", f[0], failed, docker(t, "exec", name, "journalctl", "-b", "--no-pager", "-n", "60"))
+				}
+			}
+			return true, out
+		}
+		return false, "systemctl is-system-running: " + out
+	})
+}
+
+func TestSystemdBoots(t *testing.T) {
+	needDaemons(t)
+	name := bootSystem(t)
+	docker(t, "exec", name, "systemctl", "restart", "systemd-journald")
+	docker(t, "exec", name, "hostnamectl")
+	if v, _ := dockerErr(t, "exec", name, "systemd-detect-virt", "--container"); v == "none" || v == "" {
+		t.Errorf("systemd-detect-virt --container = %q, want a container type", v)
+	}
+}
+
+func TestDockerInside(t *testing.T) {
+	needDaemons(t)
+	name := bootSystem(t)
+	poll(t, 60*time.Second, func() (bool, string) {
+		out, err := dockerErr(t, "exec", name, "docker", "info", "--format", "{{.Driver}}")
+		return err == nil, out
+	})
+	if d := docker(t, "exec", name, "docker", "info", "--format", "{{.Driver}}"); d != "overlay2" {
+		t.Errorf("inner dockerd storage driver = %q, want overlay2 on the host-backed /var/lib/docker", d)
+	}
+	tar := filepath.Join(t.TempDir(), "busybox.tar")
+	docker(t, "save", "-o", tar, ImageBusybox)
+	loadInner(t, name, tar)
+	out := docker(t, "exec", name, "docker", "run", "--rm", "--network", "none", ImageBusybox, "sh", "-c", "echo inner-ok; cat /proc/uptime")
+	if !strings.Contains(out, "inner-ok") {
+		t.Fatalf("inner container: %s", out)
+	}
+	// The inner container's /proc is virtualized: its uptime is the
+	// system container's, far below the host's.
+	if up := uptimeOf(t, strings.Split(out, "\n")[1]); up > hostUptime(t)/2 && hostUptime(t) > 600 {
+		t.Errorf("inner /proc/uptime %v is the host's", up)
+	}
+	// Inner images survive a stop and start of the system container.
+	docker(t, "stop", "-t", "20", name)
+	docker(t, "start", name)
+	waitBooted(t, name)
+	poll(t, 60*time.Second, func() (bool, string) {
+		out, err := dockerErr(t, "exec", name, "docker", "images", "-q", ImageBusybox)
+		return err == nil && out != "", "inner images: " + out
+	})
+}
+
+func loadInner(t *testing.T, name, tar string) {
+	t.Helper()
+	run(t, "sh", "-c", env.dockerCLI+" exec -i "+name+" docker load < "+tar)
+}
+
+func uptimeOf(t *testing.T, s string) float64 {
+	t.Helper()
+	var up float64
+	for _, f := range strings.Fields(s)[:1] {
+		if _, err := fmt.Sscan(f, &up); err != nil {
+			t.Fatalf("uptime %q: %v", s, err)
+		}
+	}
+	return up
+}
+
+func hostUptime(t *testing.T) float64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uptimeOf(t, string(b))
+}
