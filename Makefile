@@ -17,11 +17,11 @@ GORELEASER ?= $(or $(shell command -v goreleaser),$(shell $(GO) env GOPATH)/bin/
 
 .PHONY: build unit lint test e2e images release-check bench clean demo
 build: bin/sysbox
+	@for r in $(ROLES); do ln -sfn sysbox bin/$$r; done
 
 bin/sysbox: $(shell find . -name '*.go' -not -path './e2e/*') go.mod go.sum
 	@mkdir -p bin
 	CGO_ENABLED=1 $(GO) build -trimpath -buildmode=pie -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o $@ .
-	@for r in $(ROLES); do ln -sf sysbox bin/$$r; done
 
 unit:
 	CGO_ENABLED=1 $(GO) test -tags "$(TAGS)" -count=1 ./...
