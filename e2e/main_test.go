@@ -205,6 +205,13 @@ func ensureEngine() (func(), error) {
 // the daemons and removes the data root.
 func registerRuntime() (func(), error) {
 	sysbox := filepath.Join(env.bin, "sysbox")
+	if installedHere() {
+		// A developer installed this checkout already (sysbox install
+		// --docker --prefix $PWD): use it and leave it, so several test
+		// runs can share one set of daemons.
+		logf("sysbox is installed from this checkout and its daemons answer: using them, will leave them")
+		return func() {}, nil
+	}
 	out, err := exec.Command(sysbox, "install", "--docker", "--prefix", env.root).CombinedOutput()
 	logf("sysbox install --docker --prefix %s (%v):\n%s", env.root, err, strings.TrimSpace(string(out)))
 	undo := func() {
@@ -299,6 +306,25 @@ func waitListening(p *proc, socket string, timeout time.Duration) error {
 
 // listening reports whether something accepts connections on a unix
 // socket; a socket file left by a dead daemon does not count.
+// installedHere: the engine runs this checkout's sysbox-runc and both
+// daemons answer.
+func installedHere() bool {
+	if os.Getenv("SYSBOX_E2E_FRESH") == "1" {
+		return false
+	}
+	out, err := exec.Command(env.dockerCLI, "info", "--format", "{{json .Runtimes}}").Output()
+	if err != nil {
+		return false
+	}
+	var runtimes map[string]struct {
+		Path string `json:"path"`
+	}
+	if json.Unmarshal(out, &runtimes) != nil || runtimes[RuntimeSysbox].Path != filepath.Join(env.bin, "sysbox-runc") {
+		return false
+	}
+	return listening(ipc.MgrSocket) && listening(ipc.FsSocket)
+}
+
 func listening(socket string) bool {
 	c, err := net.DialTimeout("unix", socket, time.Second)
 	if err != nil {
