@@ -128,15 +128,16 @@ func (l *layout) isProtected(m mountEntry) bool { return l != nil && l.protected
 func (l *layout) isReadOnly(m mountEntry) bool { return l != nil && l.readOnly[m.key()] }
 
 // buildLayout reads a container's layout out of its init's mountinfo.
-func buildLayout(ms []mountEntry) *layout {
+// views are the container paths of its views (Views.Mounts).
+func buildLayout(ms []mountEntry, views map[string]bool) *layout {
 	l := &layout{protected: map[mountKey]bool{}, readOnly: map[mountKey]bool{}}
 	for _, m := range ms {
 		if m.readOnly() {
 			l.readOnly[m.key()] = true
 		}
 	}
-	l.procCovers = l.walk(ms, "/proc", "proc")
-	l.sysCovers = l.walk(ms, "/sys", "sysfs")
+	l.procCovers = l.walk(ms, "/proc", "proc", views)
+	l.sysCovers = l.walk(ms, "/sys", "sysfs", views)
 	return l
 }
 
@@ -144,7 +145,7 @@ func buildLayout(ms []mountEntry) *layout {
 // over it: views, masks, read-only binds. Other mounts below (cgroupfs
 // under /sys/fs/cgroup, binfmt_misc) are the container's own business and
 // neither copied nor protected.
-func (l *layout) walk(ms []mountEntry, top, fstype string) []cover {
+func (l *layout) walk(ms []mountEntry, top, fstype string, views map[string]bool) []cover {
 	base := -1
 	for i, m := range ms {
 		if m.point == top && m.fstype == fstype && m.root == "/" {
@@ -167,7 +168,7 @@ func (l *layout) walk(ms []mountEntry, top, fstype string) []cover {
 		}
 		var kind coverKind
 		switch {
-		case strings.HasPrefix(m.fstype, "fuse"):
+		case views[m.point] || strings.HasPrefix(m.fstype, "fuse"):
 			// A view: its source comes from Views.
 			l.protect(m)
 			in[m.id] = true

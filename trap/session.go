@@ -106,7 +106,7 @@ func (a *Agent) attach(id string, initPid int, log *slog.Logger) *container {
 	if err == nil {
 		var ms []mountEntry
 		if ms, err = parseMountinfo(b); err == nil {
-			l := buildLayout(ms)
+			l := buildLayout(ms, a.viewDests(id))
 			a.mu.Lock()
 			ct.layout = l
 			a.mu.Unlock()
@@ -117,6 +117,18 @@ func (a *Agent) attach(id string, initPid int, log *slog.Logger) *container {
 		log.Warn("read the container's mounts: new procfs mounts get no masks, nothing is protected", "err", err)
 	}
 	return ct
+}
+
+func (a *Agent) viewDests(id string) map[string]bool {
+	out := map[string]bool{}
+	if a.views == nil {
+		return out
+	}
+	ms, _ := a.views.Mounts(id)
+	for _, m := range ms {
+		out[m.Dest] = true
+	}
+	return out
 }
 
 func (a *Agent) detach(ct *container) {
