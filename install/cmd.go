@@ -23,6 +23,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // InstallCmd is `sysbox install`.
@@ -326,6 +328,16 @@ func (in *installer) removeRuntimeDirs() error {
 		}
 	}
 	in.h.removeEmptyDir(logDir)
+	// The runtime keeps one private bind of /run/sysbox/rootfs (its
+	// rootfs mounts must not propagate); with no container left it goes.
+	if !in.h.dry {
+		for _, d := range []string{"/run/sysbox/rootfs", "/run/sysbox/notify"} {
+			if in.h.root == "" {
+				_ = unix.Unmount(d, unix.MNT_DETACH)
+			}
+			in.h.removeEmptyDir(d)
+		}
+	}
 	in.h.removeEmptyDir("/run/sysbox")
 	return nil
 }
