@@ -26,21 +26,21 @@ func TestAgentMknod(t *testing.T) {
 	w := filepath.Join(e.dir, "work")
 	chr := uint32(unix.S_IFCHR | 0o666)
 	ops := []op{
-		{Op: "mknod", Path: w + "/null", Mode: chr, Major: 1, Minor: 3},    // 0
-		{Op: "stat", Path: w + "/null"},                                   // 1
-		{Op: "write", Path: w + "/null", Data: "discarded"},               // 2
-		{Op: "mknod", Path: w + "/sda", Mode: unix.S_IFBLK | 0o600, Major: 8}, // 3
-		{Op: "mknod", Path: w + "/mem", Mode: chr, Major: 1, Minor: 1},     // 4
-		{Op: "mknod", Path: w + "/fifo", Mode: unix.S_IFIFO | 0o644},      // 5
-		{Op: "mknod", Path: w + "/whiteout", Mode: unix.S_IFCHR},          // 6
-		{Op: "mknod", Path: w + "/null", Mode: chr, Major: 1, Minor: 3},    // 7: exists
-		{Op: "mkdir", Path: w + "/net"},                                   // 8
-		{Op: "chdir", Path: w + "/net"},                                   // 9
+		{Op: "mknod", Path: w + "/null", Mode: chr, Major: 1, Minor: 3},               // 0
+		{Op: "stat", Path: w + "/null"},                                               // 1
+		{Op: "write", Path: w + "/null", Data: "discarded"},                           // 2
+		{Op: "mknod", Path: w + "/sda", Mode: unix.S_IFBLK | 0o600, Major: 8},         // 3
+		{Op: "mknod", Path: w + "/mem", Mode: chr, Major: 1, Minor: 1},                // 4
+		{Op: "mknod", Path: w + "/fifo", Mode: unix.S_IFIFO | 0o644},                  // 5
+		{Op: "mknod", Path: w + "/whiteout", Mode: unix.S_IFCHR},                      // 6
+		{Op: "mknod", Path: w + "/null", Mode: chr, Major: 1, Minor: 3},               // 7: exists
+		{Op: "mkdir", Path: w + "/net"},                                               // 8
+		{Op: "chdir", Path: w + "/net"},                                               // 9
 		{Op: "mknod", Path: "tun", Mode: unix.S_IFCHR | 0o600, Major: 10, Minor: 200}, // 10: relative to cwd
-		{Op: "open", Path: w + "/net/tun", Flags: unix.O_RDWR},            // 11
-		{Op: "stat", Path: w + "/net/tun"},                                // 12
-		{Op: "mknod", Path: "/etc/trap-test-null", Mode: chr, Major: 1, Minor: 3}, // 13: a dir the container cannot write
-		{Op: "mknod", Path: w + "/missing/null", Mode: chr, Major: 1, Minor: 3},   // 14
+		{Op: "open", Path: w + "/net/tun", Flags: unix.O_RDWR},                        // 11
+		{Op: "stat", Path: w + "/net/tun"},                                            // 12
+		{Op: "mknod", Path: "/etc/trap-test-null", Mode: chr, Major: 1, Minor: 3},     // 13: a dir the container cannot write
+		{Op: "mknod", Path: w + "/missing/null", Mode: chr, Major: 1, Minor: 3},       // 14
 		// An unprivileged user of the container: no CAP_MKNOD.
 		{Op: "spawn", N: 1000, Ops: []op{{Op: "mknod", Path: w + "/user-null", Mode: chr, Major: 1, Minor: 3}}}, // 15
 	}
@@ -76,20 +76,20 @@ func TestAgentUmount(t *testing.T) {
 	e := newEnv(t)
 	w := filepath.Join(e.dir, "work")
 	ops := []op{
-		{Op: "umount", Path: "/proc/uptime"},                                 // 0
-		{Op: "umount", Path: "/proc", Flags: unix.MNT_DETACH},                // 1
-		{Op: "umount", Path: "/sys/kernel"},                                  // 2
-		{Op: "umount", Path: "/proc/keys"},                                   // 3: a mask
-		{Op: "umount", Path: "/proc/bus"},                                    // 4: a read-only path
-		{Op: "umount", Path: "/sys"},                                         // 5
-		{Op: "mkdir", Path: w + "/t"},                                        // 6
-		{Op: "mount", Path: "tmpfs", Path2: w + "/t", FSType: "tmpfs"},       // 7
-		{Op: "umount", Path: w + "/t"},                                       // 8: its own mount
-		{Op: "umount", Path: w + "/t"},                                       // 9: no longer a mount
-		{Op: "chdir", Path: "/proc/sys"},                                     // 10
-		{Op: "umount", Path: "../uptime"},                                    // 11: relative, via ..
-		{Op: "spawn", Ops: []op{{Op: "umount", Path: "/proc/uptime"}}},       // 12: a copy in another mount ns
-		{Op: "read", Path: "/proc/uptime"},                                   // 13
+		{Op: "umount", Path: "/proc/uptime"},                           // 0
+		{Op: "umount", Path: "/proc", Flags: unix.MNT_DETACH},          // 1
+		{Op: "umount", Path: "/sys/kernel"},                            // 2
+		{Op: "umount", Path: "/proc/keys"},                             // 3: a mask
+		{Op: "umount", Path: "/proc/bus"},                              // 4: a read-only path
+		{Op: "umount", Path: "/sys"},                                   // 5
+		{Op: "mkdir", Path: w + "/t"},                                  // 6
+		{Op: "mount", Path: "tmpfs", Path2: w + "/t", FSType: "tmpfs"}, // 7
+		{Op: "umount", Path: w + "/t"},                                 // 8: its own mount
+		{Op: "umount", Path: w + "/t"},                                 // 9: no longer a mount
+		{Op: "chdir", Path: "/proc/sys"},                               // 10
+		{Op: "umount", Path: "../uptime"},                              // 11: relative, via ..
+		{Op: "spawn", Ops: []op{{Op: "umount", Path: "/proc/uptime"}}}, // 12: a copy in another mount ns
+		{Op: "read", Path: "/proc/uptime"},                             // 13
 	}
 	r := e.run(ops)
 	for i, what := range []string{"/proc/uptime", "/proc", "/sys/kernel", "/proc/keys", "/proc/bus", "/sys"} {
@@ -129,14 +129,14 @@ func TestAgentProcMount(t *testing.T) {
 	ops := []op{
 		{Op: "mkdir", Path: p}, // 0
 		{Op: "mount", Path: "proc", Path2: p, FSType: "proc", Flags: unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC}, // 1
-		{Op: "read", Path: p + "/uptime"},  // 2
-		{Op: "read", Path: p + "/meminfo"}, // 3
-		{Op: "stat", Path: p + "/keys"},    // 4
-		{Op: "ls", Path: p + "/acpi"},      // 5
-		{Op: "mounts", Path: p},            // 6
-		{Op: "ls", Path: p},                // 7
-		{Op: "umount", Path: p + "/uptime"},                    // 8: not the original place
-		{Op: "umount", Path: p, Flags: unix.MNT_DETACH},        // 9
+		{Op: "read", Path: p + "/uptime"},               // 2
+		{Op: "read", Path: p + "/meminfo"},              // 3
+		{Op: "stat", Path: p + "/keys"},                 // 4
+		{Op: "ls", Path: p + "/acpi"},                   // 5
+		{Op: "mounts", Path: p},                         // 6
+		{Op: "ls", Path: p},                             // 7
+		{Op: "umount", Path: p + "/uptime"},             // 8: not the original place
+		{Op: "umount", Path: p, Flags: unix.MNT_DETACH}, // 9
 		// unshare -pfm --mount-proc: a new pid namespace's procfs over /proc.
 		{Op: "spawn", Ops: []op{
 			{Op: "mount", Path: "proc", Path2: "/proc", FSType: "proc", Flags: unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC},
@@ -203,17 +203,17 @@ func TestAgentSysfsAndBind(t *testing.T) {
 	e := newEnv(t)
 	w := filepath.Join(e.dir, "work")
 	ops := []op{
-		{Op: "mkdir", Path: w + "/s"},                                    // 0
-		{Op: "mount", Path: "sysfs", Path2: w + "/s", FSType: "sysfs"},   // 1
-		{Op: "read", Path: w + "/s/kernel/mark"},                         // 2
-		{Op: "ls", Path: w + "/s/firmware"},                              // 3
-		{Op: "mkdir", Path: w + "/b"},                                    // 4
-		{Op: "mount", Path: "/proc", Path2: w + "/b", Flags: unix.MS_BIND}, // 5: not recursive
-		{Op: "read", Path: w + "/b/uptime"},                              // 6
-		{Op: "stat", Path: w + "/b/keys"},                                // 7
-		{Op: "mkdir", Path: w + "/k"},                                    // 8
+		{Op: "mkdir", Path: w + "/s"},                                            // 0
+		{Op: "mount", Path: "sysfs", Path2: w + "/s", FSType: "sysfs"},           // 1
+		{Op: "read", Path: w + "/s/kernel/mark"},                                 // 2
+		{Op: "ls", Path: w + "/s/firmware"},                                      // 3
+		{Op: "mkdir", Path: w + "/b"},                                            // 4
+		{Op: "mount", Path: "/proc", Path2: w + "/b", Flags: unix.MS_BIND},       // 5: not recursive
+		{Op: "read", Path: w + "/b/uptime"},                                      // 6
+		{Op: "stat", Path: w + "/b/keys"},                                        // 7
+		{Op: "mkdir", Path: w + "/k"},                                            // 8
 		{Op: "mount", Path: "/sys/kernel", Path2: w + "/k", Flags: unix.MS_BIND}, // 9: a view itself
-		{Op: "read", Path: w + "/k/mark"},                                // 10
+		{Op: "read", Path: w + "/k/mark"},                                        // 10
 	}
 	r := e.run(ops)
 	wantErrno(t, "mount sysfs", r[1], 0)
@@ -240,10 +240,10 @@ func TestAgentRemount(t *testing.T) {
 	e := newEnv(t)
 	w := filepath.Join(e.dir, "work")
 	ops := []op{
-		{Op: "mount", Path2: "/proc/bus", Flags: unix.MS_REMOUNT | unix.MS_BIND | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC}, // 0: rw
-		{Op: "mount", Path2: "/proc/bus", Flags: unix.MS_REMOUNT | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC},                // 1: rw, superblock
+		{Op: "mount", Path2: "/proc/bus", Flags: unix.MS_REMOUNT | unix.MS_BIND | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC},                  // 0: rw
+		{Op: "mount", Path2: "/proc/bus", Flags: unix.MS_REMOUNT | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC},                                 // 1: rw, superblock
 		{Op: "mount", Path2: "/proc/bus", Flags: unix.MS_REMOUNT | unix.MS_BIND | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC}, // 2: stays ro
-		{Op: "mount", Path: "tmpfs", Path2: w, FSType: "tmpfs", Flags: unix.MS_REMOUNT, Data: "mode=1777"},                          // 3: not initially ro
+		{Op: "mount", Path: "tmpfs", Path2: w, FSType: "tmpfs", Flags: unix.MS_REMOUNT, Data: "mode=1777"},                                          // 3: not initially ro
 		{Op: "mounts", Path: "/proc/bus"}, // 4
 	}
 	r := e.run(ops)

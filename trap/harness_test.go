@@ -422,8 +422,12 @@ func setupContainer(spec childSpec) error {
 		fn   func() error
 	}{
 		{"private /", func() error { return unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, "") }},
-		{"proc", func() error { return unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "") }},
-		{"sysfs", func() error { return unix.Mount("sysfs", "/sys", "sysfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "") }},
+		{"proc", func() error {
+			return unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+		}},
+		{"sysfs", func() error {
+			return unix.Mount("sysfs", "/sys", "sysfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+		}},
 		{"work", func() error { return unix.Mount("tmpfs", spec.Work, "tmpfs", 0, "mode=1777") }},
 	}
 	for _, s := range steps {

@@ -118,6 +118,9 @@ type layout struct {
 	protected map[mountKey]bool
 	// readOnly: every mount that started read-only.
 	readOnly map[mountKey]bool
+	// The filesystems those are on: a path on any other cannot be one of
+	// them, which spares reading the caller's mountinfo.
+	protectedDevs, readOnlyDevs map[string]bool
 }
 
 // isProtected and isReadOnly match by key, so the copies in another mount
@@ -127,13 +130,21 @@ func (l *layout) isProtected(m mountEntry) bool { return l != nil && l.protected
 
 func (l *layout) isReadOnly(m mountEntry) bool { return l != nil && l.readOnly[m.key()] }
 
+func (l *layout) protectedDev(dev string) bool { return l != nil && l.protectedDevs[dev] }
+
+func (l *layout) readOnlyDev(dev string) bool { return l != nil && l.readOnlyDevs[dev] }
+
 // buildLayout reads a container's layout out of its init's mountinfo.
 // views are the container paths of its views (Views.Mounts).
 func buildLayout(ms []mountEntry, views map[string]bool) *layout {
-	l := &layout{protected: map[mountKey]bool{}, readOnly: map[mountKey]bool{}}
+	l := &layout{
+		protected: map[mountKey]bool{}, readOnly: map[mountKey]bool{},
+		protectedDevs: map[string]bool{}, readOnlyDevs: map[string]bool{},
+	}
 	for _, m := range ms {
 		if m.readOnly() {
 			l.readOnly[m.key()] = true
+			l.readOnlyDevs[m.dev] = true
 		}
 	}
 	l.procCovers = l.walk(ms, "/proc", "proc", views)
@@ -190,7 +201,10 @@ func (l *layout) walk(ms []mountEntry, top, fstype string, views map[string]bool
 	return covers
 }
 
-func (l *layout) protect(m mountEntry) { l.protected[m.key()] = true }
+func (l *layout) protect(m mountEntry) {
+	l.protected[m.key()] = true
+	l.protectedDevs[m.dev] = true
+}
 
 func depth(p string) int { return strings.Count(p, "/") }
 

@@ -151,11 +151,11 @@ func remount(c call, flags uint64) answer {
 	if err != nil {
 		return continueCall
 	}
-	t, err := resolve(c, unix.AT_FDCWD, path, true)
+	t, err := resolve(c, unix.AT_FDCWD, path, true, l.readOnlyDev)
 	if err != nil {
 		return continueCall // the kernel finds the same error
 	}
-	if t.mountRoot && l.isReadOnly(t.mount) {
+	if t.mountRoot && t.found && l.isReadOnly(t.mount) {
 		c.s.log.Debug("refused remount read-write", "tid", c.tid(), "path", path, "mount", t.mount.point)
 		return errnoAnswer(unix.EPERM)
 	}
@@ -174,7 +174,7 @@ func bind(c call) answer {
 	if err != nil {
 		return continueCall
 	}
-	t, err := resolve(c, unix.AT_FDCWD, src, true)
+	t, err := resolve(c, unix.AT_FDCWD, src, true, nil)
 	if err != nil || (t.fsType != procMagic && t.fsType != sysfsMagic) {
 		return continueCall
 	}

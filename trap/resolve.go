@@ -10,23 +10,106 @@ import (
 
 // target is where a caller's path leads, as the caller sees it.
 type target struct {
-	mount     mountEntry // the mount the path lands on, from the caller's mountinfo
-	mountRoot bool       // the path is that mount's root (what umount needs)
-	fsType    int64      // statfs f_type
+	mntID     uint64
+	dev       string // the filesystem's major:minor, as mountinfo has it
+	mountRoot bool   // the path is its mount's root (what umount needs)
+	fsType    int64  // statfs f_type
+	// mount is the mount the path lands on, from the caller's mountinfo;
+	// read only when asked for (found says whether it was).
+	mount mountEntry
+	found bool
 }
 
 // resolve looks path up the way the caller's own call would: in its mount
 // namespace, from its root and cwd (or dirfd), following the last symlink
-// if follow. The lookup runs on a thread that entered the caller's view, so
-// symlinks, "..", chroots and mounts resolve exactly as for the caller.
-func resolve(c call, dirfd int32, path string, follow bool) (target, error) {
-	cf, err := openCaller(c.tid(), dirfd)
+// if follow. If want(dev) says the filesystem is of interest, the mount is
+// looked up in the caller's mountinfo too.
+func resolve(c call, dirfd int32, path string, follow bool, want func(dev string) bool) (target, error) {
+	var t target
+	stx, fs, err := lookupFast(c.tid(), dirfd, path, follow)
 	if err != nil {
-		return target{}, err
+		stx, fs, err = lookupSlow(c.tid(), dirfd, path, follow)
 	}
-	defer cf.close()
+	if err != nil {
+		return t, err
+	}
+	if stx.Mask&unix.STATX_MNT_ID == 0 {
+		return t, errors.New("statx: no mount id (Linux < 5.8)")
+	}
+	t.mntID = stx.Mnt_id
+	t.dev = fmt.Sprintf("%d:%d", stx.Dev_major, stx.Dev_minor)
+	t.fsType = int64(fs.Type)
+	t.mountRoot = true
+	if stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 {
+		t.mountRoot = stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0
+	}
+	if want == nil || !want(t.dev) {
+		return t, nil
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", c.tid()))
+	if err != nil {
+		return t, err
+	}
+	ms, err := parseMountinfo(b)
+	if err != nil {
+		return t, err
+	}
+	t.mount, t.found = findMount(ms, int(t.mntID))
+	return t, nil
+}
+
+// lookupFast resolves without entering the caller's namespaces: openat2
+// from the caller's root (an absolute path, RESOLVE_IN_ROOT: the root acts
+// as a chroot, as it does for the caller) or from its cwd or dirfd (a
+// relative path that stays beneath it, RESOLVE_BENEATH). Paths that leave
+// that ground (.. above the cwd, an absolute symlink from a relative path,
+// a /proc magic link) fail here and take lookupSlow.
+func lookupFast(tid int, dirfd int32, path string, follow bool) (unix.Statx_t, unix.Statfs_t, error) {
 	var stx unix.Statx_t
 	var fs unix.Statfs_t
+	if path == "" {
+		return stx, fs, unix.ENOENT
+	}
+	var base string
+	var resolveFlags uint64 = unix.RESOLVE_NO_MAGICLINKS
+	switch {
+	case path[0] == '/':
+		base = fmt.Sprintf("/proc/%d/root", tid)
+		resolveFlags |= unix.RESOLVE_IN_ROOT
+	case dirfd == unix.AT_FDCWD:
+		base = fmt.Sprintf("/proc/%d/cwd", tid)
+		resolveFlags |= unix.RESOLVE_BENEATH
+	default:
+		base = fmt.Sprintf("/proc/%d/fd/%d", tid, dirfd)
+		resolveFlags |= unix.RESOLVE_BENEATH
+	}
+	bfd, err := unix.Open(base, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return stx, fs, err
+	}
+	defer unix.Close(bfd)
+	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: resolveFlags}
+	if !follow {
+		how.Flags |= unix.O_NOFOLLOW
+	}
+	fd, err := unix.Openat2(bfd, path, &how)
+	if err != nil {
+		return stx, fs, err
+	}
+	defer unix.Close(fd)
+	return statMount(fd)
+}
+
+// lookupSlow resolves on a thread that entered the caller's view, so
+// symlinks, "..", chroots and mounts resolve exactly as for the caller.
+func lookupSlow(tid int, dirfd int32, path string, follow bool) (unix.Statx_t, unix.Statfs_t, error) {
+	var stx unix.Statx_t
+	var fs unix.Statfs_t
+	cf, err := openCaller(tid, dirfd)
+	if err != nil {
+		return stx, fs, err
+	}
+	defer cf.close()
 	err = inCaller(cf, -1, nil, func() error {
 		flags := unix.O_PATH | unix.O_CLOEXEC
 		if !follow {
@@ -37,33 +120,18 @@ func resolve(c call, dirfd int32, path string, follow bool) (target, error) {
 			return err
 		}
 		defer unix.Close(fd)
-		if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_MNT_ID, &stx); err != nil {
-			return err
-		}
-		return unix.Fstatfs(fd, &fs)
+		stx, fs, err = statMount(fd)
+		return err
 	})
-	if err != nil {
-		return target{}, err
+	return stx, fs, err
+}
+
+func statMount(fd int) (unix.Statx_t, unix.Statfs_t, error) {
+	var stx unix.Statx_t
+	var fs unix.Statfs_t
+	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_MNT_ID, &stx); err != nil {
+		return stx, fs, err
 	}
-	if stx.Mask&unix.STATX_MNT_ID == 0 {
-		return target{}, errors.New("statx: no mount id (Linux < 5.8)")
-	}
-	t := target{fsType: int64(fs.Type), mountRoot: true}
-	if stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 {
-		t.mountRoot = stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", c.tid()))
-	if err != nil {
-		return target{}, err
-	}
-	ms, err := parseMountinfo(b)
-	if err != nil {
-		return target{}, err
-	}
-	m, ok := findMount(ms, int(stx.Mnt_id))
-	if !ok {
-		return target{}, fmt.Errorf("mount %d not in the caller's mountinfo", stx.Mnt_id)
-	}
-	t.mount = m
-	return t, nil
+	err := unix.Fstatfs(fd, &fs)
+	return stx, fs, err
 }

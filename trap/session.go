@@ -6,7 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-		"sync/atomic"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -24,25 +25,37 @@ type container struct {
 
 // session serves one notify fd: the filter of a container's init, or of
 // one process `exec`ed into it.
+//
+// Calls are taken by receivers: goroutines that wait in poll(2) on the
+// notify fd and then handle the call they took themselves, so a call costs
+// no hand-off to another thread (with the kernel's synchronous wake-up, the
+// caller, the receiver and the caller again run on one CPU). A call that
+// takes longer than spareAfter (a mount, a caller whose memory is slow to
+// read) starts another receiver, so it delays the container's other calls
+// by that much at most; receivers left idle beyond one go away.
 type session struct {
-	a   *Agent
-	ct  *container
-	log *slog.Logger
+	a     *Agent
+	ct    *container
+	log   *slog.Logger
+	fd    int
+	pidfd int
 
-	// fd is closed when the loop and every handler are done with it: a
-	// handler answering on a closed (or reused) fd number would answer
-	// someone else's call.
-	fd   int
-	refs atomic.Int32
+	// recvMu: one receiver at a time checks the fd and takes a call; poll
+	// wakes them all.
+	recvMu sync.Mutex
+	idle   atomic.Int32
+
+	mu     sync.Mutex
+	active int  // receivers running
+	ended  bool // no more receivers
+	gone   chan struct{}
+	err    error
 }
 
-func (s *session) ref() { s.refs.Add(1) }
-
-func (s *session) unref() {
-	if s.refs.Add(-1) == 0 {
-		unix.Close(s.fd)
-	}
-}
+const (
+	spareAfter   = time.Millisecond
+	maxReceivers = 16
+)
 
 // serveSession runs until the container's init exits, no process uses the
 // filter any more, or the agent stops.
@@ -60,29 +73,123 @@ func (a *Agent) serveSession(st specs.ContainerProcessState, fd int) {
 		unix.Close(fd)
 		return
 	}
-	defer unix.Close(pidfd)
 	if err := setSyncWakeup(fd); err != nil {
 		log.Debug("no synchronous wake-up (Linux < 6.6)", "err", err)
 	}
 	ct := a.attach(st.State.ID, initPid, log)
-	defer a.detach(ct)
-
-	s := &session{a: a, ct: ct, log: log, fd: fd}
-	s.ref()
+	s := &session{a: a, ct: ct, log: log, fd: fd, pidfd: pidfd, gone: make(chan struct{})}
 	a.mu.Lock()
 	a.sessions[s] = struct{}{}
 	a.mu.Unlock()
 	log.Debug("session started", "status", st.State.Status, "process", st.Pid)
-	err = s.loop(pidfd)
+	s.spawn()
+	<-s.gone
 	a.mu.Lock()
 	delete(a.sessions, s)
 	a.mu.Unlock()
-	if err != nil {
-		log.Warn("session ended", "err", err)
+	a.detach(ct)
+	// Only now: a handler answering on a closed, reused fd number would
+	// answer someone else's call.
+	unix.Close(fd)
+	unix.Close(pidfd)
+	if s.err != nil {
+		log.Warn("session ended", "err", s.err)
 	} else {
 		log.Debug("session ended")
 	}
-	s.unref()
+}
+
+// spawn starts a receiver, unless the session is over or has enough.
+func (s *session) spawn() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended || s.active >= maxReceivers {
+		return
+	}
+	s.active++
+	go s.receive()
+}
+
+// leave ends a receiver; the last one ends the session.
+func (s *session) leave(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil && s.err == nil {
+		s.err = err
+	}
+	s.active--
+	if s.active == 0 && !s.ended {
+		s.ended = true
+		close(s.gone)
+	}
+}
+
+func (s *session) receive() {
+	for {
+		s.idle.Add(1)
+		n, got, err := s.next()
+		s.idle.Add(-1)
+		if err != nil || !got && s.over() {
+			s.leave(err)
+			return
+		}
+		if !got {
+			continue
+		}
+		spare := time.AfterFunc(spareAfter, s.spawn)
+		s.handle(n)
+		spare.Stop()
+		if s.idle.Load() > 0 {
+			s.leave(nil) // another receiver waits already
+			return
+		}
+	}
+}
+
+// over: the session has ended (init exited, no process uses the filter, or
+// the agent stops): checked without blocking.
+func (s *session) over() bool {
+	fds := []unix.PollFd{{Fd: int32(s.fd)}, {Fd: int32(s.pidfd), Events: unix.POLLIN}, {Fd: int32(s.a.stop), Events: unix.POLLIN}}
+	if _, err := unix.Poll(fds, 0); err != nil {
+		return false
+	}
+	return fds[0].Revents&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 || fds[1].Revents != 0 || fds[2].Revents != 0
+}
+
+// next waits for a call and takes it. got false, err nil: woken for
+// nothing (another receiver took the call, a signal, or the session is
+// over: see over).
+func (s *session) next() (notif, bool, error) {
+	fds := []unix.PollFd{
+		{Fd: int32(s.fd), Events: unix.POLLIN},
+		{Fd: int32(s.pidfd), Events: unix.POLLIN},
+		{Fd: int32(s.a.stop), Events: unix.POLLIN},
+	}
+	var n notif
+	if _, err := unix.Poll(fds, -1); err != nil {
+		if errors.Is(err, unix.EINTR) {
+			return n, false, nil
+		}
+		return n, false, fmt.Errorf("poll: %w", err)
+	}
+	if fds[1].Revents != 0 || fds[2].Revents != 0 || fds[0].Revents&unix.POLLIN == 0 {
+		return n, false, nil
+	}
+	s.recvMu.Lock()
+	defer s.recvMu.Unlock()
+	// Poll woke every receiver: take the call only if it is still there,
+	// or RECV would block until the next one.
+	again := []unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLIN}}
+	if _, err := unix.Poll(again, 0); err != nil || again[0].Revents&unix.POLLIN == 0 {
+		return n, false, nil
+	}
+	if err := recvNotif(s.fd, &n); err != nil {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EINTR) {
+			return n, false, nil // the caller was interrupted meanwhile
+		}
+		return n, false, fmt.Errorf("receive: %w", err)
+	}
+	return n, true, nil
 }
 
 // attach finds or makes the container's shared state. A new init pid under
@@ -146,48 +253,8 @@ func (s *session) layout() *layout {
 	return s.ct.layout
 }
 
-// loop receives calls and hands each to its own goroutine: a handler that
-// waits (a mount, a caller's memory paged out) delays no other call.
-func (s *session) loop(pidfd int) error {
-	fds := []unix.PollFd{
-		{Fd: int32(s.fd), Events: unix.POLLIN},
-		{Fd: int32(pidfd), Events: unix.POLLIN},
-		{Fd: int32(s.a.stop), Events: unix.POLLIN},
-	}
-	for {
-		for i := range fds {
-			fds[i].Revents = 0
-		}
-		if _, err := unix.Poll(fds, -1); err != nil {
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			return fmt.Errorf("poll: %w", err)
-		}
-		if fds[1].Revents != 0 || fds[2].Revents != 0 {
-			return nil // init exited, or the agent stops
-		}
-		if fds[0].Revents&unix.POLLIN != 0 {
-			var n notif
-			if err := recvNotif(s.fd, &n); err != nil {
-				if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EINTR) {
-					continue // the caller was interrupted meanwhile
-				}
-				return fmt.Errorf("receive: %w", err)
-			}
-			s.ref()
-			go s.handle(n)
-			continue
-		}
-		if fds[0].Revents&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 {
-			return nil // no process uses the filter any more
-		}
-	}
-}
-
 // handle answers one call.
 func (s *session) handle(n notif) {
-	defer s.unref()
 	start := time.Now()
 	h := handlerFor(n.Data.Arch, n.Data.Nr)
 	a := continueCall

@@ -19,11 +19,11 @@ func umount2(c call) answer {
 		return continueCall
 	}
 	flags := int(c.arg(1))
-	t, err := resolve(c, unix.AT_FDCWD, path, flags&unix.UMOUNT_NOFOLLOW == 0)
+	t, err := resolve(c, unix.AT_FDCWD, path, flags&unix.UMOUNT_NOFOLLOW == 0, l.protectedDev)
 	if err != nil || !t.mountRoot {
 		return continueCall // the kernel gives the same error, or EINVAL
 	}
-	if l.isProtected(t.mount) {
+	if t.found && l.isProtected(t.mount) {
 		c.s.log.Debug("refused umount", "tid", c.tid(), "path", path, "mount", t.mount.point)
 		return errnoAnswer(unix.EBUSY)
 	}
