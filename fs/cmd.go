@@ -157,14 +157,17 @@ func (s *server) wait(ctx context.Context) error {
 // period close gives up waiting; the connection ends with the process.
 func (s *server) close() {
 	s.once.Do(func() {
+		start := time.Now()
 		if err := unmount(s.mountpoint); err != nil {
 			slog.Warn("unmount", "path", s.mountpoint, "err", err)
 		}
+		unmounted := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := s.mfs.Join(ctx); err != nil {
 			slog.Warn("FUSE server still busy after unmount (containers still bind its files)", "err", err)
 		}
+		slog.Debug("unmounted", "path", s.mountpoint, "unmount", unmounted.Sub(start), "drain", time.Since(unmounted))
 		s.d.close()
 	})
 }

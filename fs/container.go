@@ -42,9 +42,70 @@ type container struct {
 	// /proc/uptime read would double its cost.
 	visible   []int
 	visibleAt time.Time
+
+	views   map[string]cachedView
+	usage   cgview.CPUUsage
+	usageAt time.Time
 }
 
+// limitsTTL bounds how long a changed limit (docker update) takes to show.
 const limitsTTL = time.Second
+
+// viewTTL is how long a rendered resource view (meminfo, stat...) is served
+// again to the container's readers. The kernel itself flushes the memory
+// cgroup's statistics lazily (up to about 2 s late), so this costs no real
+// accuracy, and a burst of readers (top, free, a monitoring agent) costs
+// one render.
+const viewTTL = 100 * time.Millisecond
+
+type cachedView struct {
+	b  []byte
+	at time.Time
+}
+
+// view returns the file's content rendered at most viewTTL ago.
+func (c *container) view(name string, render func() ([]byte, error)) ([]byte, error) {
+	c.mu.Lock()
+	v, ok := c.views[name]
+	c.mu.Unlock()
+	if ok && time.Since(v.at) < viewTTL {
+		return v.b, nil
+	}
+	b, err := render()
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.views == nil {
+		c.views = map[string]cachedView{}
+	}
+	c.views[name] = cachedView{b: b, at: time.Now()}
+	c.mu.Unlock()
+	return b, nil
+}
+
+// cpuUsage returns the cgroup's CPU usage read at most viewTTL ago.
+func (c *container) cpuUsage() (cgview.CPUUsage, bool) {
+	c.mu.Lock()
+	if c.started && time.Since(c.usageAt) < viewTTL {
+		u := c.usage
+		c.mu.Unlock()
+		return u, true
+	}
+	cg, started := c.cg, c.started
+	c.mu.Unlock()
+	if !started {
+		return cgview.CPUUsage{}, false
+	}
+	u, err := cg.CPUUsage()
+	if err != nil {
+		return cgview.CPUUsage{}, false
+	}
+	c.mu.Lock()
+	c.usage, c.usageAt = u, time.Now()
+	c.mu.Unlock()
+	return u, true
+}
 
 func newContainer(id string, uid, gid uint32, hostname string) *container {
 	return &container{
@@ -99,6 +160,7 @@ func (c *container) start(proc string, pid int, cgroups map[string]string) error
 	c.bootOff = time.Duration(st.startTime) * tick
 	c.cg = cgview.New(cgroups)
 	c.visible, c.visibleAt = nil, time.Time{}
+	c.views, c.usageAt = nil, time.Time{}
 	c.netClass = map[string]bool{}
 	c.started = true
 	return nil
@@ -263,4 +325,12 @@ func (c *container) taskCounts() (running, blocked int, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.load.running, c.load.blocked, c.load.sampled
+}
+
+// hasNS reports whether the container's namespace of kind k is known (it is
+// from `started` on).
+func (c *container) hasNS(k nsKind) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ns[k] != nil
 }

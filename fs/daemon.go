@@ -142,10 +142,7 @@ func (d *daemon) unregister(_ context.Context, r ipc.MgrID) (ipc.Empty, error) {
 func (d *daemon) uptime(c *container) []byte {
 	up := c.uptime(d.host)
 	vis := c.visibleCPUs(d.host)
-	var used cgview.CPUUsage
-	if s := c.snap(); s.started {
-		used, _ = s.cg.CPUUsage()
-	}
+	used, _ := c.cpuUsage()
 	return renderUptime(up, containerIdle(up, len(vis), used.Total))
 }
 
@@ -165,6 +162,10 @@ func (d *daemon) memory(c *container) (cgview.Memory, bool) {
 }
 
 func (d *daemon) meminfo(c *container) ([]byte, error) {
+	return c.view("meminfo", func() ([]byte, error) { return d.renderMeminfo(c) })
+}
+
+func (d *daemon) renderMeminfo(c *container) ([]byte, error) {
 	host, err := d.host.readProc("meminfo")
 	if err != nil {
 		return nil, err
@@ -174,6 +175,10 @@ func (d *daemon) meminfo(c *container) ([]byte, error) {
 }
 
 func (d *daemon) swaps(c *container) ([]byte, error) {
+	return c.view("swaps", func() ([]byte, error) { return d.renderSwaps(c) })
+}
+
+func (d *daemon) renderSwaps(c *container) ([]byte, error) {
 	hs, err := d.host.readProc("swaps")
 	if err != nil {
 		return nil, err
@@ -189,11 +194,17 @@ func (d *daemon) swaps(c *container) ([]byte, error) {
 	return renderSwaps(hs, hm, m, ok), nil
 }
 
-func (d *daemon) cpuinfo(c *container) []byte {
-	return renderCpuinfo(d.host.cpuInfo(), c.visibleCPUs(d.host))
+func (d *daemon) cpuinfo(c *container) ([]byte, error) {
+	return c.view("cpuinfo", func() ([]byte, error) {
+		return renderCpuinfo(d.host.cpuInfo(), c.visibleCPUs(d.host)), nil
+	})
 }
 
 func (d *daemon) stat(c *container) ([]byte, error) {
+	return c.view("stat", func() ([]byte, error) { return d.renderStat(c) })
+}
+
+func (d *daemon) renderStat(c *container) ([]byte, error) {
 	hs, err := d.host.readProc("stat")
 	if err != nil {
 		return nil, err
@@ -202,8 +213,8 @@ func (d *daemon) stat(c *container) ([]byte, error) {
 	if !s.started {
 		return hs, nil
 	}
-	u, err := s.cg.CPUUsage()
-	if err != nil {
+	u, ok := c.cpuUsage()
+	if !ok {
 		return hs, nil
 	}
 	running, blocked, ok := c.taskCounts()
@@ -221,6 +232,10 @@ func (d *daemon) loadavg(c *container) ([]byte, error) {
 }
 
 func (d *daemon) diskstats(c *container) ([]byte, error) {
+	return c.view("diskstats", func() ([]byte, error) { return d.renderDiskstats(c) })
+}
+
+func (d *daemon) renderDiskstats(c *container) ([]byte, error) {
 	hs, err := d.host.readProc("diskstats")
 	if err != nil {
 		return nil, err

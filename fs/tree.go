@@ -172,7 +172,7 @@ func (d *daemon) resolveIn(c *container, rel string) (*node, error) {
 	case "proc/swaps":
 		return file(0o444, func() ([]byte, error) { return d.swaps(c) }), nil
 	case "proc/cpuinfo":
-		return file(0o444, func() ([]byte, error) { return d.cpuinfo(c), nil }), nil
+		return file(0o444, func() ([]byte, error) { return d.cpuinfo(c) }), nil
 	case "proc/stat":
 		return file(0o444, func() ([]byte, error) { return d.stat(c) }), nil
 	case "proc/loadavg":
@@ -386,7 +386,7 @@ func (d *daemon) procSys(c *container, rel string) (*node, error) {
 		return d.storedSysctl(c, rel, key, spec)
 	}
 	k := nsOf(rel)
-	if k == nsHost || !c.snap().started {
+	if k == nsHost || !c.hasNS(k) {
 		if k == nsUTS {
 			return d.utsBeforeStart(c, rel), nil
 		}
@@ -421,7 +421,7 @@ func (d *daemon) listSysctlDir(c *container, rel, hostPath string, k nsKind) fun
 		}
 		var own []dirent
 		var err error
-		if rel == "" || !c.snap().started {
+		if rel == "" || !c.hasNS(nsNet) {
 			own, err = readDirents(hostPath, nil)
 		} else {
 			err = d.inContainerNS(c, nsNet, func() error {
@@ -459,7 +459,7 @@ func (d *daemon) listSysctlDir(c *container, rel, hostPath string, k nsKind) fun
 // rel: then the kernel keeps it per container and the view passes through.
 // The answer is cached per container (it only changes with modules).
 func (d *daemon) netNamespaced(c *container, rel string) bool {
-	if !c.snap().started {
+	if !c.hasNS(nsNet) {
 		return false
 	}
 	c.mu.Lock()

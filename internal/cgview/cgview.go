@@ -11,13 +11,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Unlimited stands for "no limit" in every limit this package returns.
@@ -76,27 +77,37 @@ func (c *Cgroup) need(ctrl string) (string, error) {
 }
 
 // readFile reads a small kernel file. cgroup and proc files report a size of
-// 0 or 4096 whatever they hold, so read to EOF into a right-sized buffer
-// rather than trusting stat.
+// 0 or 4096 whatever they hold, so read to EOF rather than trusting stat.
+// Raw syscalls: os.Open would also try to add each fd to the netpoller.
 func readFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
+	var fd int
+	var err error
+	for {
+		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
 	}
-	defer f.Close()
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
 	buf := make([]byte, 0, 4096)
 	for {
 		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, 4096)
+			buf = slices.Grow(buf, len(buf))
 		}
-		n, err := f.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if errors.Is(err, io.EOF) {
-			return buf, nil
+		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
+		if errors.Is(err, unix.EINTR) {
+			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, &os.PathError{Op: "read", Path: path, Err: err}
 		}
+		if n == 0 {
+			return buf, nil
+		}
+		buf = buf[:len(buf)+n]
 	}
 }
 

@@ -170,8 +170,10 @@ func TestCPU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := CPUUsage{Total: 3 * time.Second, User: 2 * time.Second, System: time.Second,
-		PerCPU: []time.Duration{time.Second, 2 * time.Second, 0, 0}}
+	want := CPUUsage{
+		Total: 3 * time.Second, User: 2 * time.Second, System: time.Second,
+		PerCPU: []time.Duration{time.Second, 2 * time.Second, 0, 0},
+	}
 	if !reflect.DeepEqual(u, want) {
 		t.Errorf("v1 usage = %+v, want %+v", u, want)
 	}
