@@ -14,13 +14,13 @@ import (
 
 func init() {
 	if sysMknod >= 0 {
-		register(sysMknod, "mknod", wrap(func(c call) answer {
+		register(sysMknod, "mknod", func(c call) answer {
 			return mknod(c, unix.AT_FDCWD, c.arg(0), c.arg(1), c.arg(2))
-		}))
+		})
 	}
-	register(unix.SYS_MKNODAT, "mknodat", wrap(func(c call) answer {
+	register(unix.SYS_MKNODAT, "mknodat", func(c call) answer {
 		return mknod(c, int32(c.arg(0)), c.arg(1), c.arg(2), c.arg(3))
-	}))
+	})
 }
 
 // device is a device number.
@@ -112,18 +112,19 @@ func mknod(c call, dirfd int32, pathArg, modeArg, devArg uint64) answer {
 	if err != nil {
 		return fail(err)
 	}
-	defer cf.close()
 	if !c.valid() {
+		cf.close()
 		return errnoAnswer(unix.ENOENT)
 	}
-	err = inCaller(cf, -1, nil, func() error {
+	return c.finishIn(cf, -1, nil, func() error {
 		return makeNode(cf.dirfd(), path, mode, dev, cr, uids, gids)
+	}, func(err error) answer {
+		if err != nil {
+			return fail(err)
+		}
+		c.s.log.Debug("mknod", "tid", c.tid(), "path", path, "dev", safeDevices[dev])
+		return success
 	})
-	if err != nil {
-		return fail(err)
-	}
-	c.s.log.Debug("mknod", "tid", c.tid(), "path", path, "dev", safeDevices[dev])
-	return success
 }
 
 // splitPath splits a mknod path into its parent ("" for the dirfd itself)

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -12,8 +12,8 @@ import (
 )
 
 func init() {
-	register(unix.SYS_MOUNT, "mount", wrap(mount))
-	register(unix.SYS_FSOPEN, "fsopen", wrap(fsopen))
+	register(unix.SYS_MOUNT, "mount", mount)
+	register(unix.SYS_FSOPEN, "fsopen", fsopen)
 }
 
 // Filesystem magics (statfs f_type).
@@ -189,23 +189,24 @@ func bind(c call) answer {
 	if err != nil {
 		return fail(err)
 	}
-	defer cf.close()
 	if !c.valid() {
+		cf.close()
 		return errnoAnswer(unix.ENOENT)
 	}
-	err = inCaller(cf, -1, nil, func() error {
+	return c.finishIn(cf, -1, nil, func() error {
 		fd, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
 		if err != nil {
 			return err
 		}
 		defer unix.Close(fd)
 		return unix.MoveMount(fd, "", unix.AT_FDCWD, dst, unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_SYMLINKS)
+	}, func(err error) answer {
+		if err != nil {
+			return fail(err)
+		}
+		c.s.log.Debug("bind with views", "tid", c.tid(), "source", src, "target", dst)
+		return success
 	})
-	if err != nil {
-		return fail(err)
-	}
-	c.s.log.Debug("bind with views", "tid", c.tid(), "source", src, "target", dst)
-	return success
 }
 
 // mayMount is the kernel's check for a mount by the caller: CAP_SYS_ADMIN
@@ -296,13 +297,21 @@ func overlaysFor(views []ipc.FsMount, covers []cover, top string) []overlay {
 	return out
 }
 
-// pidnsOption: -1 unknown, 0 the kernel lacks procfs's pidns= (Linux <
-// 6.17), 1 it has it.
-var pidnsOption atomic.Int32
-
-func init() { pidnsOption.Store(-1) }
-
-var errNoPidns = errors.New("procfs has no pidns option")
+// hasPidnsOption: procfs takes pidns= (Linux 6.17), so the agent can make
+// a procfs of the caller's pid namespace without being in it.
+var hasPidnsOption = sync.OnceValue(func() bool {
+	fs, err := unix.Fsopen("proc", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fs)
+	ns, err := unix.Open("/proc/self/ns/pid", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(ns)
+	return unix.FsconfigSetFd(fs, "pidns", ns) == nil
+})
 
 // newFS mounts a new procfs or sysfs for the caller, with the container's
 // views, masks and read-only paths over it, built detached and attached in
@@ -339,7 +348,9 @@ func newFS(c call, flags uint64, k fsKind) answer {
 	if err != nil {
 		return fail(err)
 	}
-	defer unix.Close(nsFd)
+	// Closed by whoever finishes the call: a worker thread may use it
+	// after this function returned.
+	closeNS := func() { unix.Close(nsFd) }
 	var views []ipc.FsMount
 	if c.s.a.views != nil {
 		views, _ = c.s.a.views.Mounts(c.s.ct.id)
@@ -363,31 +374,29 @@ func newFS(c call, flags uint64, k fsKind) answer {
 	}
 	cf, err := openCaller(c.tid(), unix.AT_FDCWD)
 	if err != nil {
+		closeNS()
 		return fail(err)
 	}
-	defer cf.close()
 	if !c.valid() {
+		closeNS()
+		cf.close()
 		return errnoAnswer(unix.ENOENT)
 	}
-	if k == procFS && pidnsOption.Load() == 0 {
+	if k == procFS && !hasPidnsOption() {
+		defer closeNS()
+		defer cf.close()
 		return cloneProc(c, cf, spec)
 	}
-	err = inCaller(cf, netns, spec.build, spec.attach)
-	spec.closeAll()
-	if errors.Is(err, errNoPidns) {
-		pidnsOption.Store(0)
-		c.s.log.Info("this kernel's procfs has no pidns option (Linux < 6.17): new procfs mounts are clones of the container's own /proc")
-		return cloneProc(c, cf, spec)
-	}
-	if err != nil {
-		c.s.log.Debug("mount", "fstype", k.name, "tid", c.tid(), "target", dst, "err", err)
-		return fail(err)
-	}
-	if k == procFS {
-		pidnsOption.Store(1)
-	}
-	c.s.log.Debug("mounted", "fstype", k.name, "tid", c.tid(), "target", dst, "overlays", len(spec.overlays))
-	return success
+	return c.finishIn(cf, netns, spec.build, spec.attach, func(err error) answer {
+		spec.closeAll()
+		closeNS()
+		if err != nil {
+			c.s.log.Debug("mount", "fstype", k.name, "tid", c.tid(), "target", dst, "err", err)
+			return fail(err)
+		}
+		c.s.log.Debug("mounted", "fstype", k.name, "tid", c.tid(), "target", dst, "overlays", len(spec.overlays))
+		return success
+	})
 }
 
 // fsSpec is a new procfs or sysfs to make. build runs in the agent's mount
@@ -430,9 +439,6 @@ func (f *fsSpec) build() error {
 	defer unix.Close(fs)
 	if f.kind == procFS {
 		if err := unix.FsconfigSetFd(fs, "pidns", f.pidns); err != nil {
-			if errors.Is(err, unix.EINVAL) && pidnsOption.Load() != 1 {
-				return errNoPidns
-			}
 			return fmt.Errorf("procfs pidns: %w", err)
 		}
 	}

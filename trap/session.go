@@ -45,6 +45,10 @@ type session struct {
 	recvMu sync.Mutex
 	idle   atomic.Int32
 
+	// workers: threads that will answer a call (finishIn); the fd stays
+	// open until they are done.
+	workers sync.WaitGroup
+
 	mu     sync.Mutex
 	active int  // receivers running
 	ended  bool // no more receivers
@@ -84,6 +88,7 @@ func (a *Agent) serveSession(st specs.ContainerProcessState, fd int) {
 	log.Debug("session started", "status", st.State.Status, "process", st.Pid)
 	s.spawn()
 	<-s.gone
+	s.workers.Wait()
 	a.mu.Lock()
 	delete(a.sessions, s)
 	a.mu.Unlock()
@@ -253,27 +258,37 @@ func (s *session) layout() *layout {
 	return s.ct.layout
 }
 
-// handle answers one call.
+// handle answers one call, or leaves it to a worker thread.
 func (s *session) handle(n notif) {
-	start := time.Now()
+	c := call{s: s, n: &n, start: time.Now()}
 	h := handlerFor(n.Data.Arch, n.Data.Nr)
+	c.name = h.name
 	a := continueCall
 	if h.fn != nil {
-		a = h.fn(s, &n)
+		a = h.fn(c)
 	}
-	if err := sendResp(s.fd, n.ID, a); err != nil && !errors.Is(err, unix.ENOENT) {
-		s.log.Warn("answer", "syscall", h.name, "err", err)
+	if !a.later {
+		c.answer(a)
 	}
-	if s.log.Enabled(context.Background(), slog.LevelDebug) {
-		s.log.Debug("trapped", "syscall", h.name, "tid", n.Pid, "continue", a.cont, "errno", int(a.errno), "took", time.Since(start))
+}
+
+// answer sends the verdict on c.
+func (c call) answer(a answer) {
+	if err := sendResp(c.s.fd, c.n.ID, a); err != nil && !errors.Is(err, unix.ENOENT) {
+		c.s.log.Warn("answer", "syscall", c.name, "err", err)
+	}
+	if c.s.log.Enabled(context.Background(), slog.LevelDebug) {
+		c.s.log.Debug("trapped", "syscall", c.name, "tid", c.n.Pid, "continue", a.cont, "errno", int(a.errno), "took", time.Since(c.start))
 	}
 }
 
 // call is what a handler works with: the notification, plus helpers that
 // read the caller's memory and check the call is still pending.
 type call struct {
-	s *session
-	n *notif
+	s     *session
+	n     *notif
+	name  string
+	start time.Time
 }
 
 func (c call) tid() int         { return int(c.n.Pid) }
@@ -287,11 +302,9 @@ func (c call) str(i int) (string, error) { return readString(c.tid(), c.arg(i), 
 // the notification was not reused by another process meanwhile.
 func (c call) valid() bool { return idValid(c.s.fd, c.n.ID) }
 
-var errGone = errors.New("caller gone")
-
 type handler struct {
 	name string
-	fn   func(*session, *notif) answer
+	fn   func(call) answer
 }
 
 // handlerFor picks the handler; calls of another ABI (32-bit code on a
@@ -308,10 +321,6 @@ func handlerFor(arch uint32, nr int32) handler {
 
 var handlers = map[int32]handler{}
 
-func register(nr int, name string, fn func(*session, *notif) answer) {
+func register(nr int, name string, fn func(call) answer) {
 	handlers[int32(nr)] = handler{name: name, fn: fn}
-}
-
-func wrap(fn func(call) answer) func(*session, *notif) answer {
-	return func(s *session, n *notif) answer { return fn(call{s: s, n: n}) }
 }
