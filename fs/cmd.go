@@ -115,11 +115,12 @@ func startServer(h *host, mountpoint string) (*server, error) {
 	if abs, err := filepath.Abs(mountpoint); err == nil {
 		mountpoint = abs
 	}
-	if err := os.MkdirAll(mountpoint, 0o755); err != nil && !errors.Is(err, unix.ENOTCONN) {
-		return nil, fmt.Errorf("create %s: %w", mountpoint, err)
-	}
+	// Clear first: a dead FUSE mount makes even stat fail (ENOTCONN).
 	if err := clearStale(mountpoint); err != nil {
 		return nil, err
+	}
+	if err := os.MkdirAll(mountpoint, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", mountpoint, err)
 	}
 	d, err := newDaemon(h, mountpoint)
 	if err != nil {
@@ -155,7 +156,8 @@ func (s *server) wait(ctx context.Context) error {
 // close unmounts the view and waits for the FUSE server to drain. Binds of
 // its files still in containers keep the connection alive: after a grace
 // period close gives up waiting; the connection ends with the process.
-func (s *server) close() {
+// It returns how long the unmount and the drain took.
+func (s *server) close() (unmounting, draining time.Duration) {
 	s.once.Do(func() {
 		start := time.Now()
 		if err := unmount(s.mountpoint); err != nil {
@@ -167,9 +169,11 @@ func (s *server) close() {
 		if err := s.mfs.Join(ctx); err != nil {
 			slog.Warn("FUSE server still busy after unmount (containers still bind its files)", "err", err)
 		}
-		slog.Debug("unmounted", "path", s.mountpoint, "unmount", unmounted.Sub(start), "drain", time.Since(unmounted))
+		unmounting, draining = unmounted.Sub(start), time.Since(unmounted)
+		slog.Debug("unmounted", "path", s.mountpoint, "unmount", unmounting, "drain", draining)
 		s.d.close()
 	})
+	return unmounting, draining
 }
 
 // unmount detaches the view; lazily if something still has it open.

@@ -110,6 +110,13 @@ func startTestServer(tb testing.TB) *testServer {
 	tb.Helper()
 	dir := tb.TempDir()
 	ts := &testServer{mnt: filepath.Join(dir, "mnt"), sock: filepath.Join(dir, "fs.sock")}
+	// Let a container's root (an unprivileged host uid) walk to the view,
+	// as it would reach the files through binds.
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			tb.Fatal(err)
+		}
+	}
 	srv, err := startServer(newHost("/proc", "/sys"), ts.mnt)
 	if err != nil {
 		tb.Fatal(err)
@@ -130,9 +137,9 @@ func startTestServer(tb testing.TB) *testServer {
 		cancel()
 		<-done
 		start := time.Now()
-		srv.close()
+		unmounting, draining := srv.close()
 		if took := time.Since(start); took > 2*time.Second {
-			tb.Errorf("unmount took %v", took)
+			tb.Errorf("close took %v: unmount %v, drain %v", took, unmounting, draining)
 		}
 		if fstype, err := mountedFS(ts.mnt); err != nil || fstype != "" {
 			tb.Errorf("after close: %q still mounted at %s (%v)", fstype, ts.mnt, err)
@@ -307,6 +314,9 @@ func TestMount(t *testing.T) {
 	}
 	if b, _ := readRaw(hostname); string(b) != "inner-box\n" {
 		t.Errorf("container hostname %q", b)
+	}
+	if st, err := statRaw(hostname); err != nil || st.Uid != 100000 {
+		t.Errorf("kernel.hostname owned by %d (%v), want the container's root", st.Uid, err)
 	}
 	if h, _ := os.Hostname(); h == "inner-box" {
 		t.Error("host hostname changed")
@@ -566,5 +576,88 @@ func BenchmarkRead(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 		})
+	}
+}
+
+// asContainerRoot runs a shell script as root of a user namespace mapped
+// onto uid/gid 100000: what a system container's root is to the view.
+func asContainerRoot(t *testing.T, script string) string {
+	t.Helper()
+	cmd := exec.Command("sh", "-c", script)
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags: unix.CLONE_NEWUSER,
+		// Become root of the new namespace: host uid 100000.
+		Credential:  &syscall.Credential{Uid: 0, Gid: 0},
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 100000, Size: 65536}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 100000, Size: 65536}},
+	}
+	out, _ := cmd.CombinedOutput()
+	return string(out)
+}
+
+// TestContainerRoot reads and writes the view as a container's root: an
+// init in its own user (mapped to 100000), net, uts and ipc namespaces, and
+// a shell in a user namespace with the same mapping.
+func TestContainerRoot(t *testing.T) {
+	requireRoot(t)
+	ts := startTestServer(t)
+	init := exec.Command("sleep", "600")
+	init.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:  unix.CLONE_NEWUSER | unix.CLONE_NEWNET | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 100000, Size: 65536}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 100000, Size: 65536}},
+	}
+	if err := init.Start(); err != nil {
+		t.Skipf("cannot start a user-namespaced child: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = init.Process.Kill()
+		_ = init.Wait()
+	})
+	ts.register(t, "ct", 100000)
+	ts.started(t, "ct", init.Process.Pid, fakeV2(t, init.Process.Pid))
+	S := ts.path("ct", "proc/sys")
+	hostVals := map[string]string{}
+	for _, f := range []string{"kernel/pid_max", "vm/swappiness", "net/netfilter/nf_conntrack_max", "net/core/somaxconn"} {
+		b, _ := os.ReadFile("/proc/sys/" + f)
+		hostVals[f] = string(b)
+	}
+	out := asContainerRoot(t, fmt.Sprintf(`cd %s
+echo id=$(id -u)
+echo 77777 > kernel/pid_max && echo pid_max=$(cat kernel/pid_max)
+echo abc > kernel/pid_max 2>/dev/null || echo abc=refused
+chown 0 kernel/pid_max 2>&1 | grep -q 'not permitted' && echo chown=EPERM
+chmod 600 kernel/pid_max 2>&1 | grep -q 'not permitted' && echo chmod=EPERM
+echo 10 > vm/swappiness 2>/dev/null || echo swappiness=refused
+echo 1001 > net/core/somaxconn && echo somaxconn=$(cat net/core/somaxconn)
+test -f net/netfilter/nf_conntrack_max || echo 1234 > /dev/null
+echo 4321 > net/netfilter/nf_conntrack_max 2>/dev/null && echo conntrack=$(cat net/netfilter/nf_conntrack_max)
+echo ctname > kernel/hostname && echo hostname=$(cat kernel/hostname)
+cat %s >/dev/null && echo uuid=readable
+`, S, ts.path("ct", "sys/devices/virtual/dmi/id/product_uuid")))
+	for _, want := range []string{
+		"id=0", "pid_max=77777", "abc=refused", "chown=EPERM", "chmod=EPERM", "swappiness=refused",
+		"somaxconn=1001", "hostname=ctname", "uuid=readable",
+	} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("as the container's root: no %q in:\n%s", want, out)
+		}
+	}
+	// nf_conntrack_max exists only with the conntrack module; where it does,
+	// the container sets its own value.
+	if _, err := os.Stat("/proc/sys/net/netfilter/nf_conntrack_max"); err == nil && !strings.Contains(out, "conntrack=4321\n") {
+		t.Errorf("conntrack max not per container:\n%s", out)
+	}
+	for f, v := range hostVals {
+		if b, _ := os.ReadFile("/proc/sys/" + f); string(b) != v {
+			t.Errorf("host %s changed from %q to %q", f, v, b)
+		}
+	}
+	if h, _ := os.Hostname(); h == "ctname" {
+		t.Error("host hostname changed")
+	}
+	// The UTS write reached the container's own namespace.
+	if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/root/proc/sys/kernel/hostname", init.Process.Pid)); len(b) > 0 && string(b) == "ctname\n" {
+		t.Log("container hostname visible through its root")
 	}
 }

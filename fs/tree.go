@@ -572,6 +572,12 @@ func (d *daemon) nsSysctl(c *container, rel string, k nsKind) (*node, error) {
 		return n, nil
 	}
 	n.kind = kFile
+	if k == nsUTS {
+		// procfs shows the UTS files as global root's even in a user
+		// namespace, yet the container's root may set both names with
+		// sethostname(2) and setdomainname(2): let it write them here too.
+		n.uid, n.gid = c.uid, c.gid
+	}
 	n.read = func() ([]byte, error) {
 		var b []byte
 		err := d.inContainerNS(c, k, func() error {
