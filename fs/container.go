@@ -17,6 +17,7 @@ import (
 // change at `started` and on sysctl writes; FUSE ops run concurrently, so
 // they go through the accessors.
 type container struct {
+	// Set once: read without the lock.
 	id       string
 	uid, gid uint32
 	uuid     string
@@ -34,7 +35,6 @@ type container struct {
 	nsMu     sync.RWMutex
 	sysctl   map[string]string
 	netClass map[string]bool // net sysctl path -> emulated here (not the kernel's)
-	hashsize string
 	load     loadAvg
 	stop     chan struct{}
 

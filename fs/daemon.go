@@ -66,16 +66,27 @@ func (d *daemon) register(_ context.Context, r ipc.FsRegister) (ipc.FsRegistrati
 		return ipc.FsRegistration{}, err
 	}
 	d.mu.Lock()
+	var old *container
 	c := d.containers[r.ID]
-	if c == nil {
+	switch {
+	case c == nil:
 		c = newContainer(r.ID, r.UIDBase, r.GIDBase, r.Hostname)
 		d.containers[r.ID] = c
-	} else {
+	case c.uid != r.UIDBase || c.gid != r.GIDBase:
+		// Another id range is another container under a reused ID. (uid and
+		// gid never change on a container: FUSE ops read them unlocked.)
+		old = c
+		c = newContainer(r.ID, r.UIDBase, r.GIDBase, r.Hostname)
+		d.containers[r.ID] = c
+	default:
 		c.mu.Lock()
-		c.uid, c.gid, c.hostname = r.UIDBase, r.GIDBase, r.Hostname
+		c.hostname = r.Hostname
 		c.mu.Unlock()
 	}
 	d.mu.Unlock()
+	if old != nil {
+		old.close()
+	}
 	slog.Debug("registered", "id", r.ID, "uid", r.UIDBase)
 	return ipc.FsRegistration{Mounts: d.mounts(r.ID)}, nil
 }

@@ -508,18 +508,18 @@ func TestLoad(t *testing.T) {
 	before := measure()
 	run(dur)
 	after := measure()
+	ts.srv.fs.mu.Lock()
+	inodes, handles := len(ts.srv.fs.inodes), len(ts.srv.fs.handles)
+	ts.srv.fs.mu.Unlock()
 	t.Logf("%d reads in %v (%.0f/s), %d failed; heap in use %d KiB -> %d KiB; %d inodes, %d handles",
 		reads.Load(), dur*6/5, float64(reads.Load())/(dur*6/5).Seconds(), fails.Load(), before>>10, after>>10,
-		len(ts.srv.fs.inodes), len(ts.srv.fs.handles))
+		inodes, handles)
 	if fails.Load() > 0 {
 		t.Errorf("%d reads failed", fails.Load())
 	}
 	if after > before+8<<20 {
 		t.Errorf("heap grew from %d KiB to %d KiB", before>>10, after>>10)
 	}
-	ts.srv.fs.mu.Lock()
-	handles := len(ts.srv.fs.handles)
-	ts.srv.fs.mu.Unlock()
 	if handles != 0 {
 		t.Errorf("%d file handles left open", handles)
 	}

@@ -26,40 +26,14 @@ func containerIdle(up time.Duration, ncpu int, used time.Duration) time.Duration
 	return max(idle, 0)
 }
 
-// memView is a container's memory as /proc/meminfo, /proc/swaps (and later
-// sysinfo) show it, in kB. Computed once so they agree.
-type memView struct {
-	limited                    bool
-	total, free, avail, cached uint64
-	sreclaim, sunrecl          uint64
-	swapTotal, swapFree        uint64
-	ratio                      float64 // container total / host total
-}
-
-// newMemView derives the view from the host's meminfo numbers (kB) and the
-// cgroup's accounting. It is unlimited (the host's) unless the memory limit
-// is below the host's memory.
-func newMemView(hostTotal, hostSwapTotal uint64, m cgview.Memory, ok bool) memView {
-	if !ok || hostTotal == 0 || m.Limit == cgview.Unlimited || m.Limit/1024 >= hostTotal {
-		return memView{}
+// memView is the container's memory in kB, as the procfs files print it.
+func memView(hostMeminfo []byte, m cgview.Memory, ok bool) (v cgview.MemView, hostTotalKB uint64) {
+	hv := meminfoValues(hostMeminfo, "MemTotal", "SwapTotal")
+	v = cgview.View(hv[0]*1024, hv[1]*1024, m, ok)
+	for _, p := range []*uint64{&v.Total, &v.Free, &v.Available, &v.Cached, &v.SReclaimable, &v.SUnreclaim, &v.SwapTotal, &v.SwapFree} {
+		*p /= 1024
 	}
-	v := memView{limited: true, total: m.Limit / 1024}
-	usage := min(m.Usage/1024, v.total)
-	v.free = v.total - usage
-	// `free` computes used = total - free - cached - SReclaimable: keep the
-	// cache within usage so it never goes negative.
-	v.cached = min(m.File/1024, usage)
-	v.sreclaim = min(m.SlabReclaimable/1024, usage-v.cached)
-	v.sunrecl = m.SlabUnrecl / 1024
-	reclaimable := min((m.ActiveFile+m.InactiveFile)/1024, v.cached) + v.sreclaim
-	v.avail = min(v.free+reclaimable, v.total)
-	v.swapTotal = hostSwapTotal
-	if m.SwapLimit != cgview.Unlimited {
-		v.swapTotal = min(hostSwapTotal, m.SwapLimit/1024)
-	}
-	v.swapFree = v.swapTotal - min(m.SwapUsage/1024, v.swapTotal)
-	v.ratio = float64(v.total) / float64(hostTotal)
-	return v
+	return v, hv[0]
 }
 
 // meminfoKeep are host lines that describe the machine, not memory use:
@@ -96,15 +70,15 @@ func meminfoValues(b []byte, keys ...string) []uint64 {
 // accounts replaced by its numbers and the rest of the usage lines scaled to
 // the container's share of the machine.
 func renderMeminfo(hostText []byte, m cgview.Memory, ok bool) []byte {
-	hv := meminfoValues(hostText, "MemTotal", "SwapTotal")
-	v := newMemView(hv[0], hv[1], m, ok)
-	if !v.limited {
+	v, hostTotal := memView(hostText, m, ok)
+	if !v.Limited {
 		return hostText
 	}
+	ratio := float64(v.Total) / float64(hostTotal)
 	kb := func(x uint64) uint64 { return x / 1024 }
 	set := map[string]uint64{
-		"MemTotal": v.total, "MemFree": v.free, "MemAvailable": v.avail,
-		"Buffers": 0, "Cached": v.cached, "SwapCached": 0,
+		"MemTotal": v.Total, "MemFree": v.Free, "MemAvailable": v.Available,
+		"Buffers": 0, "Cached": v.Cached, "SwapCached": 0,
 		"Active":         kb(m.ActiveAnon + m.ActiveFile),
 		"Inactive":       kb(m.InactiveAnon + m.InactiveFile),
 		"Active(anon)":   kb(m.ActiveAnon),
@@ -112,12 +86,12 @@ func renderMeminfo(hostText []byte, m cgview.Memory, ok bool) []byte {
 		"Active(file)":   kb(m.ActiveFile),
 		"Inactive(file)": kb(m.InactiveFile),
 		"Unevictable":    kb(m.Unevictable),
-		"SwapTotal":      v.swapTotal, "SwapFree": v.swapFree,
+		"SwapTotal":      v.SwapTotal, "SwapFree": v.SwapFree,
 		"Zswap": 0, "Zswapped": 0,
 		"Dirty": kb(m.Dirty), "Writeback": kb(m.Writeback),
 		"AnonPages": kb(m.Anon), "Mapped": kb(m.Mapped), "Shmem": kb(m.Shmem),
-		"KReclaimable": v.sreclaim, "Slab": v.sreclaim + v.sunrecl,
-		"SReclaimable": v.sreclaim, "SUnreclaim": v.sunrecl,
+		"KReclaimable": v.SReclaimable, "Slab": v.SReclaimable + v.SUnreclaim,
+		"SReclaimable": v.SReclaimable, "SUnreclaim": v.SUnreclaim,
 		"AnonHugePages": kb(m.AnonHuge),
 	}
 	// v1 does not account these per cgroup; then the scaled host value stands.
@@ -151,7 +125,7 @@ func renderMeminfo(hostText []byte, m cgview.Memory, ok bool) []byte {
 			out = append(append(out, line...), '\n')
 			continue
 		}
-		out = appendMeminfoLine(out, key, uint64(math.Round(float64(n)*v.ratio)))
+		out = appendMeminfoLine(out, key, uint64(math.Round(float64(n)*ratio)))
 	}
 	return out
 }
@@ -164,15 +138,14 @@ func appendMeminfoLine(out []byte, key string, kb uint64) []byte {
 // renderSwaps writes /proc/swaps: the container's swap as one virtual
 // device, agreeing with meminfo's SwapTotal and SwapFree.
 func renderSwaps(hostSwaps, hostMeminfo []byte, m cgview.Memory, ok bool) []byte {
-	hv := meminfoValues(hostMeminfo, "MemTotal", "SwapTotal")
-	v := newMemView(hv[0], hv[1], m, ok)
-	if !v.limited {
+	v, _ := memView(hostMeminfo, m, ok)
+	if !v.Limited {
 		return hostSwaps
 	}
 	header, _, _ := bytes.Cut(hostSwaps, []byte{'\n'})
 	out := append(append([]byte{}, header...), '\n')
-	if v.swapTotal > 0 {
-		out = fmt.Appendf(out, "%-40s%-16s%-16d%-16d%d\n", "none", "virtual", v.swapTotal, v.swapTotal-v.swapFree, 0)
+	if v.SwapTotal > 0 {
+		out = fmt.Appendf(out, "%-40s%-16s%-16d%-16d%d\n", "none", "virtual", v.SwapTotal, v.SwapTotal-v.SwapFree, 0)
 	}
 	return out
 }

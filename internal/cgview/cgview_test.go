@@ -308,3 +308,42 @@ func TestParseUint(t *testing.T) {
 		t.Error("parseUint(x): no error")
 	}
 }
+
+func TestView(t *testing.T) {
+	const gib = 1 << 30
+	host, hostSwap := uint64(8*gib), uint64(2*gib)
+	tests := []struct {
+		name string
+		m    Memory
+		ok   bool
+		want MemView
+	}{
+		{"not started", Memory{}, false, MemView{Total: host, SwapTotal: hostSwap}},
+		{"no limit", Memory{Limit: Unlimited, Usage: gib}, true, MemView{Total: host, SwapTotal: hostSwap}},
+		{"limit above host", Memory{Limit: 16 * gib}, true, MemView{Total: host, SwapTotal: hostSwap}},
+		{"512m no swap", Memory{
+			Limit: gib / 2, Usage: gib / 4, File: gib / 8, ActiveFile: gib / 16, InactiveFile: gib / 16,
+			SlabReclaimable: gib / 32, SwapLimit: 0,
+		}, true, MemView{
+			Limited: true, Total: gib / 2, Free: gib / 4, Cached: gib / 8, SReclaimable: gib / 32,
+			Available: gib/4 + gib/8 + gib/32, SwapTotal: 0, SwapFree: 0,
+		}},
+		{"usage over the limit, cache over usage", Memory{
+			Limit: gib, Usage: 2 * gib, File: 3 * gib, SlabReclaimable: gib, SwapLimit: Unlimited, SwapUsage: gib / 2,
+		}, true, MemView{
+			Limited: true, Total: gib, Free: 0, Cached: gib, SReclaimable: 0, Available: 0,
+			SwapTotal: hostSwap, SwapFree: hostSwap - gib/2,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := View(host, hostSwap, tt.m, tt.ok)
+			if got != tt.want {
+				t.Errorf("got  %+v\nwant %+v", got, tt.want)
+			}
+			if got.Limited && got.Free+got.Cached+got.SReclaimable > got.Total {
+				t.Errorf("free(1) would show negative used: %+v", got)
+			}
+		})
+	}
+}

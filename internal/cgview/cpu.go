@@ -12,9 +12,6 @@ import (
 	"time"
 )
 
-// userHZ is the unit of v1's cpuacct.stat (USER_HZ, 100 on every Linux ABI).
-const userHZ = 100
-
 // Cpuset returns the CPUs the cgroup may run on, as host CPU numbers.
 // ErrNoController when there is no cpuset controller.
 func (c *Cgroup) Cpuset() ([]int, error) {

@@ -141,3 +141,40 @@ func norm(v uint64) uint64 {
 	}
 	return v
 }
+
+// MemView is memory as a container should see it, in bytes: what
+// /proc/meminfo, /proc/swaps, free(1) and sysinfo(2) report. Everything
+// that shows a container's memory derives it here, so they all agree.
+type MemView struct {
+	// Limited is false when the cgroup does not limit memory below the
+	// host's: then the view is the host's own numbers.
+	Limited                  bool
+	Total, Free, Available   uint64
+	Cached                   uint64 // page cache, within what the cgroup uses
+	SReclaimable, SUnreclaim uint64
+	SwapTotal, SwapFree      uint64
+}
+
+// View derives the container's view from the host's total memory and swap
+// (bytes) and the cgroup's accounting (ok false: none known yet).
+func View(hostTotal, hostSwapTotal uint64, m Memory, ok bool) MemView {
+	if !ok || hostTotal == 0 || m.Limit == Unlimited || m.Limit >= hostTotal {
+		return MemView{Total: hostTotal, SwapTotal: hostSwapTotal}
+	}
+	v := MemView{Limited: true, Total: m.Limit}
+	usage := min(m.Usage, v.Total)
+	v.Free = v.Total - usage
+	// free(1) computes used = total - free - cached - SReclaimable: keep the
+	// cache within the usage so used never goes negative.
+	v.Cached = min(m.File, usage)
+	v.SReclaimable = min(m.SlabReclaimable, usage-v.Cached)
+	v.SUnreclaim = m.SlabUnrecl
+	reclaimable := min(m.ActiveFile+m.InactiveFile, v.Cached) + v.SReclaimable
+	v.Available = min(v.Free+reclaimable, v.Total)
+	v.SwapTotal = hostSwapTotal
+	if m.SwapLimit != Unlimited {
+		v.SwapTotal = min(hostSwapTotal, m.SwapLimit)
+	}
+	v.SwapFree = v.SwapTotal - min(m.SwapUsage, v.SwapTotal)
+	return v
+}
