@@ -69,6 +69,7 @@ release-check:
 # sysbox-runc registered and the sysbox daemons running (sysbox install).
 bench: build
 	bash bench/runtime.sh
+	bash bench/mgr.sh
 
 # demo: the README's main command. On a fresh Debian/Ubuntu host (root):
 # installs what is missing, builds, runs `sysbox install --docker`, builds

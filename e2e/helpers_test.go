@@ -26,6 +26,10 @@ const cmdTimeout = 10 * time.Minute
 // testLabel marks every container the helpers create, for the final sweep.
 const testLabel = "org.sysbox.e2e"
 
+// runLabel marks the containers of this test run only: the final sweep
+// must not remove another run's containers on a shared engine.
+var runLabel = fmt.Sprintf("org.sysbox.e2e.run=%d-%d", os.Getpid(), time.Now().UnixNano())
+
 // requireEnv skips the test when TestMain could not set up (not root).
 func requireEnv(t testing.TB) {
 	t.Helper()
@@ -132,7 +136,7 @@ func (c container) run(t testing.TB) string {
 // args is the docker run command line. Test containers get no network:
 // nothing here may reach outside this machine.
 func (c container) args(name string, extra ...string) []string {
-	args := []string{"run", "--name", name, "--label", testLabel + "=" + name, "--network", "none"}
+	args := []string{"run", "--name", name, "--label", testLabel + "=" + name, "--label", runLabel, "--network", "none"}
 	if c.Runtime != "" {
 		args = append(args, "--runtime", c.Runtime)
 	}

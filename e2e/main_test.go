@@ -434,7 +434,7 @@ func (p *proc) stop(grace time.Duration) {
 // sweepContainers removes any container a test left behind (each is labelled
 // by dockerRun); t.Cleanup normally got there first.
 func sweepContainers() {
-	out, err := exec.Command(env.dockerCLI, "ps", "-aq", "--filter", "label="+testLabel).Output()
+	out, err := exec.Command(env.dockerCLI, "ps", "-aq", "--filter", "label="+runLabel).Output()
 	if err != nil {
 		return
 	}

@@ -595,8 +595,10 @@ func newPrivateMgr(t *testing.T, dataRoot string) privateMgr {
 }
 
 func (p privateMgr) args() []string {
-	return []string{"--data-root", p.dataRoot, "--socket", p.socket,
-		"--subuid-file", p.subuid, "--subgid-file", p.subgid, "--login-defs", filepath.Join(p.dir, "login.defs")}
+	return []string{
+		"--data-root", p.dataRoot, "--socket", p.socket,
+		"--subuid-file", p.subuid, "--subgid-file", p.subgid, "--login-defs", filepath.Join(p.dir, "login.defs"),
+	}
 }
 
 // mustFail runs the private manager and expects it to exit non-zero at

@@ -38,11 +38,13 @@ func (c *ServeCmd) serve(ctx context.Context, ready func()) (err error) {
 	if err != nil {
 		return fmt.Errorf("--data-root %s: %w", c.DataRoot, err)
 	}
-	if err := os.MkdirAll(root, 0o711); err != nil {
-		return fmt.Errorf("create data root: %w", err)
-	}
+	// Check the filesystem before creating anything: a refused data root
+	// leaves nothing behind.
 	if err := checkDataRoot(root); err != nil {
 		return err
+	}
+	if err := os.MkdirAll(root, 0o711); err != nil {
+		return fmt.Errorf("create data root: %w", err)
 	}
 	unlock, err := lockDataRoot(root, c.pidFile())
 	if err != nil {

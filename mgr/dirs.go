@@ -33,9 +33,18 @@ var specialDirs = []struct{ Kind, Dest string }{
 // for good: tmpfs and ramfs vanish at reboot, and overlayfs cannot be the
 // upper layer of another overlay.
 func checkDataRoot(root string) error {
+	// The data root may not exist yet: its nearest existing parent is on
+	// the filesystem it will be created on.
+	probe := root
+	for {
+		if _, err := os.Stat(probe); err == nil || probe == "/" {
+			break
+		}
+		probe = filepath.Dir(probe)
+	}
 	var st unix.Statfs_t
-	if err := unix.Statfs(root, &st); err != nil {
-		return fmt.Errorf("statfs %s: %w", root, err)
+	if err := unix.Statfs(probe, &st); err != nil {
+		return fmt.Errorf("statfs %s: %w", probe, err)
 	}
 	var kind string
 	switch int64(st.Type) {
