@@ -3,6 +3,7 @@ package trap
 import (
 	"fmt"
 	"runtime"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -76,10 +77,7 @@ func (c *callerFiles) dirfd() int {
 // inCaller waits for fn; finishIn (below) does not, and is faster.
 func inCaller(c *callerFiles, netns int, host, fn func() error) error {
 	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		errc <- runIn(c, netns, host, fn)
-	}()
+	onThread(func() { errc <- runIn(c, netns, host, fn) })
 	return <-errc
 }
 
@@ -90,23 +88,60 @@ func inCaller(c *callerFiles, netns int, host, fn func() error) error {
 // being torn down: hundreds of microseconds on a busy machine.
 func (cl call) finishIn(c *callerFiles, netns int, host, fn func() error, done func(error) answer) answer {
 	cl.s.workers.Add(1)
-	go func() {
-		runtime.LockOSThread()
+	onThread(func() {
 		defer cl.s.workers.Done()
 		err := runIn(c, netns, host, fn)
 		c.close()
 		cl.answer(done(err))
-	}()
+	})
 	return answerLater
+}
+
+// spareThreads are OS threads made ahead of need, each locked to a
+// goroutine waiting for one job: handing a job to one is a wake-up, where
+// making a thread would be a clone on the call's path.
+var (
+	spareThreads = make(chan func())
+	startSpares  sync.Once
+)
+
+const nSpareThreads = 2
+
+// onThread runs job on a locked OS thread with its own fs_struct, which
+// ends with the job.
+func onThread(job func()) {
+	startSpares.Do(func() {
+		for range nSpareThreads {
+			go spareThread()
+		}
+	})
+	select {
+	case spareThreads <- job:
+	default:
+		go func() {
+			runtime.LockOSThread()
+			if err := unix.Unshare(unix.CLONE_FS); err != nil {
+				panic(fmt.Sprintf("trap: unshare fs: %v", err))
+			}
+			job()
+		}()
+	}
+}
+
+func spareThread() {
+	runtime.LockOSThread()
+	// Go's threads share one fs_struct; setns(mnt) needs this thread to
+	// have its own. Never unlocked: the thread ends with the goroutine.
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		panic(fmt.Sprintf("trap: unshare fs: %v", err))
+	}
+	job := <-spareThreads
+	go spareThread() // the replacement, made while this one works
+	job()
 }
 
 // runIn is inCaller's work, on the calling (locked, throwaway) thread.
 func runIn(c *callerFiles, netns int, host, fn func() error) error {
-	// Go's threads share one fs_struct; setns(mnt) needs this thread to
-	// have its own.
-	if err := unix.Unshare(unix.CLONE_FS); err != nil {
-		return fmt.Errorf("unshare fs: %w", err)
-	}
 	if netns >= 0 {
 		if err := unix.Setns(netns, unix.CLONE_NEWNET); err != nil {
 			return fmt.Errorf("setns net: %w", err)
