@@ -353,3 +353,42 @@ func TestAgentSessionEnds(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestAgentProcMountFallback: where procfs has no pidns= option (Linux <
+// 6.17), a new procfs is a clone of the container's own /proc for callers
+// in its pid namespace, and the kernel's business in a nested one.
+func TestAgentProcMountFallback(t *testing.T) {
+	e := newEnv(t)
+	saved := hasPidnsOption
+	hasPidnsOption = func() bool { return false }
+	t.Cleanup(func() {
+		e.stop() // no handler may be reading it
+		hasPidnsOption = saved
+	})
+	p := filepath.Join(e.dir, "work", "p")
+	r := e.run([]op{
+		{Op: "mkdir", Path: p},
+		{Op: "mount", Path: "proc", Path2: p, FSType: "proc", Flags: unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC},
+		{Op: "read", Path: p + "/uptime"},
+		{Op: "mounts", Path: p},
+		{Op: "spawn", Ops: []op{
+			{Op: "mount", Path: "proc", Path2: "/proc", FSType: "proc"},
+			{Op: "ls", Path: "/proc"},
+		}},
+	})
+	wantErrno(t, "mount proc", r[1], 0)
+	if r[2].Out != viewUptime {
+		t.Errorf("cloned procfs uptime = %q, want the view's", r[2].Out)
+	}
+	if !strings.Contains(r[3].Out, p+"/bus proc ro,") || !strings.Contains(r[3].Out, p+"/keys ") {
+		t.Errorf("cloned procfs lacks the container's covers:\n%s", r[3].Out)
+	}
+	sub := r[4].Sub
+	if len(sub) != 2 {
+		t.Fatalf("spawn: %+v", r[4])
+	}
+	wantErrno(t, "mount proc in a nested pid ns", sub[0], 0)
+	if pids := numeric(sub[1].Out); len(pids) != 1 || pids[0] != "1" {
+		t.Errorf("nested procfs pids %v: want its own pid namespace's", pids)
+	}
+}

@@ -299,6 +299,7 @@ func overlaysFor(views []ipc.FsMount, covers []cover, top string) []overlay {
 
 // hasPidnsOption: procfs takes pidns= (Linux 6.17), so the agent can make
 // a procfs of the caller's pid namespace without being in it.
+// A variable, so a test can take the fallback.
 var hasPidnsOption = sync.OnceValue(func() bool {
 	fs, err := unix.Fsopen("proc", unix.FSOPEN_CLOEXEC)
 	if err != nil {

@@ -120,25 +120,24 @@ func onThread(job func()) {
 	default:
 		go func() {
 			runtime.LockOSThread()
-			if err := unix.Unshare(unix.CLONE_FS); err != nil {
-				panic(fmt.Sprintf("trap: unshare fs: %v", err))
-			}
+			unshareFS()
 			job()
 		}()
 	}
 }
 
 func spareThread() {
-	runtime.LockOSThread()
-	// Go's threads share one fs_struct; setns(mnt) needs this thread to
-	// have its own. Never unlocked: the thread ends with the goroutine.
-	if err := unix.Unshare(unix.CLONE_FS); err != nil {
-		panic(fmt.Sprintf("trap: unshare fs: %v", err))
-	}
+	runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+	unshareFS()
 	job := <-spareThreads
 	go spareThread() // the replacement, made while this one works
 	job()
 }
+
+// unshareFS gives the thread its own fs_struct: Go's threads share one, and
+// setns(mnt) refuses a thread that shares it. Should it fail (ENOMEM), the
+// job's setns fails with EINVAL and its call gets that error.
+func unshareFS() { _ = unix.Unshare(unix.CLONE_FS) }
 
 // runIn is inCaller's work, on the calling (locked, throwaway) thread.
 func runIn(c *callerFiles, netns int, host, fn func() error) error {
