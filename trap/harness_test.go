@@ -73,13 +73,6 @@ type result struct {
 	Sub   []result `json:"sub,omitempty"`
 }
 
-func (r result) err() error {
-	if r.Errno == 0 {
-		return nil
-	}
-	return unix.Errno(r.Errno)
-}
-
 // childSpec sets the child up.
 type childSpec struct {
 	Views    []ipc.FsMount `json:"views"`
@@ -561,8 +554,10 @@ func do(o op, spec childSpec) result {
 	case "sysinfo":
 		var si unix.Sysinfo_t
 		if err = unix.Sysinfo(&si); err == nil {
-			r.Nums = []int64{si.Uptime, int64(si.Totalram), int64(si.Freeram), int64(si.Sharedram), int64(si.Bufferram),
-				int64(si.Totalswap), int64(si.Freeswap), int64(si.Procs), int64(si.Loads[0]), int64(si.Loads[1]), int64(si.Loads[2]), int64(si.Unit)}
+			r.Nums = []int64{
+				si.Uptime, int64(si.Totalram), int64(si.Freeram), int64(si.Sharedram), int64(si.Bufferram),
+				int64(si.Totalswap), int64(si.Freeswap), int64(si.Procs), int64(si.Loads[0]), int64(si.Loads[1]), int64(si.Loads[2]), int64(si.Unit),
+			}
 		}
 	case "fsopen":
 		var fd int

@@ -484,7 +484,7 @@ func (f *fsSpec) build() error {
 // mount: clones of the views, of /dev/null, of a read-only tmpfs.
 func (f *fsSpec) sources() error {
 	f.srcs = make([]int, len(f.overlays))
-	var devNull, maskDir = -1, -1
+	devNull, maskDir := -1, -1
 	for i, o := range f.overlays {
 		f.srcs[i] = -1
 		switch {

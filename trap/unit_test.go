@@ -71,9 +71,12 @@ func TestBuildLayout(t *testing.T) {
 	}
 	l := buildLayout(ms, map[string]bool{"/proc/uptime": true, "/proc/sys": true, "/sys/kernel": true})
 	wantProc := []cover{
-		{coverReadOnly, "bus"}, {coverReadOnly, "fs"},
-		{coverMaskFile, "kcore"}, {coverMaskFile, "keys"},
-		{coverMaskDir, "acpi"}, {coverMaskDir, "scsi"},
+		{coverReadOnly, "bus"},
+		{coverReadOnly, "fs"},
+		{coverMaskFile, "kcore"},
+		{coverMaskFile, "keys"},
+		{coverMaskDir, "acpi"},
+		{coverMaskDir, "scsi"},
 	}
 	// Order within a depth follows mountinfo; only depth is sorted.
 	got := slices.Clone(l.procCovers)
@@ -314,8 +317,10 @@ func TestParseStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := creds{uid: 165536, euid: 165537, fsuid: 165539, gid: 165540, egid: 165541, fsgid: 165543,
-		groups: []uint32{165536, 165546}, capEff: 0x1ffffffffff, umask: 0o22, hasUmask: true}
+	want := creds{
+		uid: 165536, euid: 165537, fsuid: 165539, gid: 165540, egid: 165541, fsgid: 165543,
+		groups: []uint32{165536, 165546}, capEff: 0x1ffffffffff, umask: 0o22, hasUmask: true,
+	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got %+v\nwant %+v", c, want)
 	}
