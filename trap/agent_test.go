@@ -392,3 +392,28 @@ func TestAgentProcMountFallback(t *testing.T) {
 		t.Errorf("nested procfs pids %v: want its own pid namespace's", pids)
 	}
 }
+
+// TestAgentProcFdTargets: runc names its mount targets
+// /proc/thread-self/fd/N; the agent must take them as the caller's fds.
+func TestAgentProcFdTargets(t *testing.T) {
+	e := newEnv(t)
+	w := filepath.Join(e.dir, "work")
+	r := e.run([]op{
+		{Op: "mkdir", Path: w + "/p"},
+		{Op: "mountfd", Path: "proc", Path2: w + "/p", FSType: "proc", Flags: unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC},
+		{Op: "read", Path: w + "/p/uptime"},
+		{Op: "mkdir", Path: w + "/b"},
+		{Op: "mountfd", Path: "/proc", Path2: w + "/b", Flags: unix.MS_BIND},
+		{Op: "read", Path: w + "/b/uptime"},
+		{Op: "mountfd", Path2: "/proc/bus", Flags: unix.MS_REMOUNT | unix.MS_BIND},
+	})
+	wantErrno(t, "mount proc on an fd", r[1], 0)
+	if r[2].Out != viewUptime {
+		t.Errorf("procfs mounted on an fd: uptime %q, want the view's", r[2].Out)
+	}
+	wantErrno(t, "bind /proc on an fd", r[4], 0)
+	if r[5].Out != viewUptime {
+		t.Errorf("/proc bound on an fd: uptime %q, want the view's", r[5].Out)
+	}
+	wantErrno(t, "remount,rw /proc/bus by fd", r[6], unix.EPERM)
+}

@@ -510,6 +510,13 @@ func do(o op, spec childSpec) result {
 	switch o.Op {
 	case "mount":
 		err = unix.Mount(o.Path, o.Path2, o.FSType, uintptr(o.Flags), o.Data)
+	case "mountfd":
+		// As runc does: the target named by an O_PATH fd.
+		var fd int
+		if fd, err = unix.Open(o.Path2, unix.O_PATH|unix.O_CLOEXEC, 0); err == nil {
+			err = unix.Mount(o.Path, fmt.Sprintf("/proc/thread-self/fd/%d", fd), o.FSType, uintptr(o.Flags), o.Data)
+			unix.Close(fd)
+		}
 	case "umount":
 		err = unix.Unmount(o.Path, int(o.Flags))
 	case "mknod":

@@ -185,22 +185,37 @@ func bind(c call) answer {
 	if ok, err := mayMount(c.tid(), cr, ""); err != nil || !ok {
 		return errnoAnswer(unix.EPERM)
 	}
-	cf, err := openCaller(c.tid(), unix.AT_FDCWD)
+	from, err := openPathArg(c.tid(), src)
 	if err != nil {
 		return fail(err)
 	}
-	if !c.valid() {
+	to, err := openPathArg(c.tid(), dst)
+	if err != nil {
+		from.close()
+		return fail(err)
+	}
+	cf, err := openCaller(c.tid(), unix.AT_FDCWD)
+	if err == nil && !c.valid() {
 		cf.close()
-		return errnoAnswer(unix.ENOENT)
+		err = unix.ENOENT
+	}
+	if err != nil {
+		from.close()
+		to.close()
+		return fail(err)
 	}
 	return c.finishIn(cf, -1, nil, func() error {
-		fd, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+		dfd, dpath, dflag := from.at(unix.AT_EMPTY_PATH)
+		fd, err := unix.OpenTree(dfd, dpath, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE|uint(dflag))
 		if err != nil {
 			return err
 		}
 		defer unix.Close(fd)
-		return unix.MoveMount(fd, "", unix.AT_FDCWD, dst, unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_SYMLINKS)
+		tfd, tpath, tflag := to.at(unix.MOVE_MOUNT_T_EMPTY_PATH)
+		return unix.MoveMount(fd, "", tfd, tpath, unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_SYMLINKS|tflag)
 	}, func(err error) answer {
+		from.close()
+		to.close()
 		if err != nil {
 			return fail(err)
 		}
@@ -365,7 +380,7 @@ func newFS(c call, flags uint64, k fsKind) answer {
 	}
 	spec := fsSpec{
 		kind: k, source: source, options: parseOptions(data), attrs: mountAttrs(flags),
-		overlays: overlaysFor(views, covers, k.top), target: dst,
+		overlays: overlaysFor(views, covers, k.top),
 	}
 	netns := -1
 	if k == sysFS {
@@ -373,6 +388,12 @@ func newFS(c call, flags uint64, k fsKind) answer {
 	} else {
 		spec.pidns = nsFd
 	}
+	if spec.target, err = openPathArg(c.tid(), dst); err != nil {
+		closeNS()
+		return fail(err)
+	}
+	closeNS0 := closeNS
+	closeNS = func() { closeNS0(); spec.target.close() }
 	cf, err := openCaller(c.tid(), unix.AT_FDCWD)
 	if err != nil {
 		closeNS()
@@ -409,7 +430,7 @@ type fsSpec struct {
 	options  [][2]string
 	attrs    int
 	overlays []overlay
-	target   string
+	target   pathArg
 
 	mnt  int       // the new mount
 	srcs []int     // per overlay: a detached mount to move there, or -1
@@ -574,7 +595,8 @@ func (f *fsSpec) apply(i int) error {
 }
 
 func (f *fsSpec) attach() error {
-	if err := unix.MoveMount(f.mnt, "", unix.AT_FDCWD, f.target, unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_SYMLINKS); err != nil {
+	tfd, tpath, tflag := f.target.at(unix.MOVE_MOUNT_T_EMPTY_PATH)
+	if err := unix.MoveMount(f.mnt, "", tfd, tpath, unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_SYMLINKS|tflag); err != nil {
 		return err
 	}
 	if !f.late {
@@ -582,7 +604,9 @@ func (f *fsSpec) attach() error {
 	}
 	for i := range f.overlays {
 		if err := f.apply(i); err != nil {
-			_ = unix.Unmount(f.target, unix.MNT_DETACH)
+			if f.target.fd < 0 {
+				_ = unix.Unmount(f.target.path, unix.MNT_DETACH)
+			}
 			return err
 		}
 	}
@@ -620,7 +644,8 @@ func cloneProc(c call, cf *callerFiles, spec fsSpec) answer {
 		return unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &attr)
 	}, func() error {
 		defer unix.Close(tree)
-		return unix.MoveMount(tree, "", unix.AT_FDCWD, spec.target, unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_SYMLINKS)
+		tfd, tpath, tflag := spec.target.at(unix.MOVE_MOUNT_T_EMPTY_PATH)
+		return unix.MoveMount(tree, "", tfd, tpath, unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_SYMLINKS|tflag)
 	})
 	if err != nil {
 		return fail(err)

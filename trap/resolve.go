@@ -26,8 +26,19 @@ type target struct {
 // looked up in the caller's mountinfo too.
 func resolve(c call, dirfd int32, path string, follow bool, want func(dev string) bool) (target, error) {
 	var t target
-	stx, fs, err := lookupFast(c.tid(), dirfd, path, follow)
+	var stx unix.Statx_t
+	var fs unix.Statfs_t
+	arg, err := openPathArg(c.tid(), path)
 	if err != nil {
+		return t, err
+	}
+	if arg.fd >= 0 {
+		stx, fs, err = statMount(arg.fd)
+		arg.close()
+	} else {
+		stx, fs, err = lookupFast(c.tid(), dirfd, path, follow)
+	}
+	if err != nil && arg.fd < 0 {
 		stx, fs, err = lookupSlow(c.tid(), dirfd, path, follow)
 	}
 	if err != nil {
