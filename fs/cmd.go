@@ -132,7 +132,40 @@ func startServer(h *host, mountpoint string) (*server, error) {
 		d.close()
 		return nil, fmt.Errorf("mount FUSE at %s: %w", mountpoint, err)
 	}
-	return &server{d: d, fs: f, mfs: mfs, mountpoint: mountpoint}, nil
+	s := &server{d: d, fs: f, mfs: mfs, mountpoint: mountpoint}
+	if err := primePoll(filepath.Join(mountpoint, pollFile)); err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// pollFile is a file at the root of the view whose only job is primePoll.
+const pollFile = ".sysboxfs"
+
+// primePoll polls a file of the view once, so the kernel learns that the
+// view does not implement FUSE_POLL and stops asking (fc->no_poll).
+//
+// Why: os.Open registers every file with Go's netpoller, and epoll_ctl on a
+// FUSE file sends FUSE_POLL and waits for the answer while the goroutine
+// keeps its P. A reader in this same process (the trap agent reading a
+// view) then blocks a P until the FUSE server answers; two of them on a
+// 2-CPU machine leave no P to run the server: the whole daemon deadlocks,
+// timers included. poll(2) here is an ordinary blocking syscall that gives
+// up its P, so the server answers (ENOSYS) and later opens never ask.
+func primePoll(path string) error {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	defer unix.Close(fd)
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		_, err := unix.Poll(fds, 0)
+		if !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
 }
 
 // api is the runtime's side of the daemon.
@@ -153,21 +186,36 @@ func (s *server) wait(ctx context.Context) error {
 	return fmt.Errorf("FUSE mount at %s ended", s.mountpoint)
 }
 
-// close unmounts the view and waits for the FUSE server to drain. Binds of
-// its files still in containers keep the connection alive: after a grace
-// period close gives up waiting; the connection ends with the process.
-// It returns how long the unmount and the drain took.
+// close unmounts the view and waits for the FUSE server to drain. Any copy
+// of the mount keeps the connection alive after the unmount: a container's
+// binds, or a mount namespace created meanwhile (every container starts as
+// a copy of the host's mounts). After a second close aborts the connection
+// through fusectl, as the daemon's exit would. It returns how long the
+// unmount and the drain took.
 func (s *server) close() (unmounting, draining time.Duration) {
 	s.once.Do(func() {
 		start := time.Now()
+		conn := fuseConn(s.mountpoint)
 		if err := unmount(s.mountpoint); err != nil {
 			slog.Warn("unmount", "path", s.mountpoint, "err", err)
 		}
 		unmounted := time.Now()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if slowCloseHook != nil {
+			t := time.AfterFunc(3*time.Second, slowCloseHook)
+			defer t.Stop()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		if err := s.mfs.Join(ctx); err != nil {
-			slog.Warn("FUSE server still busy after unmount (containers still bind its files)", "err", err)
+			slog.Info("FUSE connection still in use after unmount: aborting it", "conn", conn)
+			if err := abortConn(conn); err != nil {
+				slog.Warn("abort FUSE connection", "conn", conn, "err", err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+			defer cancel()
+			if err := s.mfs.Join(ctx); err != nil {
+				slog.Warn("FUSE server still busy; it ends with the process", "err", err)
+			}
 		}
 		unmounting, draining = unmounted.Sub(start), time.Since(unmounted)
 		slog.Debug("unmounted", "path", s.mountpoint, "unmount", unmounting, "drain", draining)
@@ -175,6 +223,34 @@ func (s *server) close() (unmounting, draining time.Duration) {
 	})
 	return unmounting, draining
 }
+
+// fuseConn names the FUSE connection mounted at dir: fusectl's directory
+// for it is the minor of the mount's device number.
+func fuseConn(dir string) string {
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return ""
+	}
+	return strconv.FormatUint(uint64(unix.Minor(st.Dev)), 10)
+}
+
+// abortConn ends a FUSE connection everywhere it is mounted.
+func abortConn(conn string) error {
+	if conn == "" {
+		return errors.New("connection unknown")
+	}
+	const fusectl = "/sys/fs/fuse/connections"
+	if _, err := os.Stat(fusectl + "/" + conn); err != nil {
+		// fusectl is mounted on systemd hosts; mount it if it is not.
+		if err := unix.Mount("fusectl", fusectl, "fusectl", 0, ""); err != nil && !errors.Is(err, unix.EBUSY) {
+			return fmt.Errorf("mount fusectl: %w", err)
+		}
+	}
+	return os.WriteFile(fusectl+"/"+conn+"/abort", []byte("1"), 0)
+}
+
+// slowCloseHook, when set (by tests), runs if draining takes over a second.
+var slowCloseHook func()
 
 // unmount detaches the view; lazily if something still has it open.
 func unmount(dir string) error {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/sysbox-dev/sysbox/internal/cgview"
 	"github.com/sysbox-dev/sysbox/internal/ipc"
@@ -53,7 +54,7 @@ func (d *daemon) get(id string) *container {
 
 // validID keeps an ID a single path component of the view.
 func validID(id string) error {
-	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, "/\x00") || len(id) > 255 {
+	if id == "" || strings.HasPrefix(id, ".") || strings.ContainsAny(id, "/\x00") || len(id) > 255 {
 		return fmt.Errorf("invalid container id %q", id)
 	}
 	return nil
@@ -115,6 +116,31 @@ func (d *daemon) mounts(id string) []ipc.FsMount {
 		out = append(out, ipc.FsMount{Source: filepath.Join(d.mountpoint, id, dest), Dest: dest})
 	}
 	return out
+}
+
+// Mounts returns what `register` answered for a registered container: the
+// trap agent's view of where the container's emulated files come from.
+func (d *daemon) Mounts(id string) ([]ipc.FsMount, bool) {
+	if d.get(id) == nil {
+		return nil, false
+	}
+	return d.mounts(id), true
+}
+
+// ReadView returns the content of a container's emulated file by its
+// container path (dest, e.g. "/proc/meminfo"), made in-process: what a read
+// through the FUSE mount would return, without the round trips. For the
+// trap agent (sysinfo), which runs in this process: it must not read its
+// own FUSE mount with os.ReadFile (see primePoll).
+func (d *daemon) ReadView(id, dest string) ([]byte, error) {
+	n, err := d.resolve(id + "/" + strings.TrimPrefix(dest, "/"))
+	if err != nil {
+		return nil, err
+	}
+	if n.kind != kFile || n.read == nil {
+		return nil, syscall.EISDIR
+	}
+	return n.read()
 }
 
 // started learns the container's init pid and cgroups.

@@ -24,6 +24,14 @@ import (
 
 // These tests mount FUSE and enter namespaces: root only.
 
+func init() {
+	slowCloseHook = func() {
+		buf := make([]byte, 1<<20)
+		n := runtime.Stack(buf, true)
+		os.Stderr.Write(append([]byte("slow close, goroutines:\n"), buf[:n]...))
+	}
+}
+
 func requireRoot(tb testing.TB) {
 	tb.Helper()
 	if os.Geteuid() != 0 {
@@ -487,7 +495,13 @@ func TestLoad(t *testing.T) {
 						}
 					}
 					// diskstats is empty for a container that did no I/O.
-					if b, err := readRaw(p); err != nil || len(b) == 0 && !strings.HasSuffix(p, "diskstats") {
+					read := readRaw
+					if i%2 == 1 {
+						// os.ReadFile from inside the daemon's process, as the
+						// trap agent does: safe only because primePoll ran.
+						read = os.ReadFile
+					}
+					if b, err := read(p); err != nil || len(b) == 0 && !strings.HasSuffix(p, "diskstats") {
 						if fails.Add(1) < 10 {
 							t.Errorf("read %s: %q, %v", p, b, err)
 						}
@@ -659,5 +673,46 @@ cat %s >/dev/null && echo uuid=readable
 	// The UTS write reached the container's own namespace.
 	if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/root/proc/sys/kernel/hostname", init.Process.Pid)); len(b) > 0 && string(b) == "ctname\n" {
 		t.Log("container hostname visible through its root")
+	}
+}
+
+// TestCloseWithCopies: a mount namespace made while the view is mounted (as
+// every container's is) keeps a copy of the mount, and with it the FUSE
+// connection, after the daemon's unmount. close must still finish.
+func TestCloseWithCopies(t *testing.T) {
+	requireRoot(t)
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("needs unshare(1)")
+	}
+	ts := startTestServer(t)
+	ts.register(t, "a", 100000)
+	copyNS := exec.Command("unshare", "--mount", "--propagation", "private", "sleep", "600")
+	if err := copyNS.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = copyNS.Process.Kill()
+		_ = copyNS.Wait()
+	})
+	// Wait until the copy exists: the child's mountinfo lists the view.
+	mi := fmt.Sprintf("/proc/%d/mountinfo", copyNS.Process.Pid)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		l0, _ := os.Readlink("/proc/self/ns/mnt")
+		l1, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", copyNS.Process.Pid))
+		b, _ := os.ReadFile(mi)
+		if l1 != "" && l1 != l0 && strings.Contains(string(b), ts.mnt) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the copy of the mount never showed up")
+		}
+	}
+	start := time.Now()
+	unmounting, draining := ts.srv.close()
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("close took %v (unmount %v, drain %v) with a copy of the mount alive", took, unmounting, draining)
+	}
+	if err := copyNS.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Errorf("the namespace holder died: %v", err)
 	}
 }

@@ -94,6 +94,9 @@ func (d *daemon) resolve(p string) (*node, error) {
 	if p == "" {
 		return &node{kind: kDir, mode: 0o755, list: d.listContainers}, nil
 	}
+	if p == pollFile {
+		return &node{kind: kFile, mode: 0o444, read: func() ([]byte, error) { return []byte("sysbox-fs\n"), nil }}, nil
+	}
 	id, rel, _ := strings.Cut(p, "/")
 	c := d.get(id)
 	if c == nil {
@@ -105,7 +108,8 @@ func (d *daemon) resolve(p string) (*node, error) {
 func (d *daemon) listContainers() ([]dirent, error) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	out := make([]dirent, 0, len(d.containers))
+	out := make([]dirent, 0, len(d.containers)+1)
+	out = append(out, dirent{name: pollFile, kind: kFile})
 	for id := range d.containers {
 		out = append(out, dirent{name: id, kind: kDir})
 	}

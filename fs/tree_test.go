@@ -377,7 +377,7 @@ func TestSysKernel(t *testing.T) {
 
 func TestRegister(t *testing.T) {
 	d := testDaemon(t)
-	for _, bad := range []string{"", ".", "..", "a/b"} {
+	for _, bad := range []string{"", ".", "..", "a/b", pollFile} {
 		if _, err := d.register(context.Background(), ipc.FsRegister{ID: bad}); err == nil {
 			t.Errorf("register %q: no error", bad)
 		}
@@ -405,7 +405,7 @@ func TestRegister(t *testing.T) {
 	if _, err := d.started(context.Background(), ipc.FsStarted{ID: "nope", Pid: 1}); err == nil {
 		t.Error("started for an unknown container: no error")
 	}
-	if got := list(t, d, ""); !slices.Equal(got, []string{"c1"}) {
+	if got := list(t, d, ""); !slices.Equal(got, []string{pollFile, "c1"}) {
 		t.Errorf("root = %v", got)
 	}
 }
@@ -501,4 +501,25 @@ func BenchmarkRender(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestTrapViews(t *testing.T) {
+	d := testDaemon(t)
+	if _, ok := d.Mounts("nope"); ok {
+		t.Error("Mounts of an unknown container")
+	}
+	fakeStarted(t, d, "a", map[string]string{"": v2Cgroup(t, map[string]string{
+		"memory.max": "536870912\n", "memory.current": "1048576\n", "memory.stat": "anon 1048576\n",
+	})})
+	ms, ok := d.Mounts("a")
+	if !ok || len(ms) == 0 || ms[0].Dest != "/proc/uptime" {
+		t.Errorf("Mounts = %v, %v", ms, ok)
+	}
+	b, err := d.ReadView("a", "/proc/meminfo")
+	if err != nil || meminfoMap(t, b)["MemTotal"] != 524288 {
+		t.Errorf("ReadView meminfo: %v\n%s", err, b)
+	}
+	if _, err := d.ReadView("a", "/proc/sys"); !errors.Is(err, syscall.EISDIR) {
+		t.Errorf("ReadView of a dir: %v", err)
+	}
 }
