@@ -360,13 +360,6 @@ func newFS(c call, flags uint64, k fsKind) answer {
 	if ok, err := mayMount(c.tid(), cr, k.ns); err != nil || !ok {
 		return errnoAnswer(unix.EPERM)
 	}
-	nsFd, err := nsFile(c.tid(), k.ns)
-	if err != nil {
-		return fail(err)
-	}
-	// Closed by whoever finishes the call: a worker thread may use it
-	// after this function returned.
-	closeNS := func() { unix.Close(nsFd) }
 	var views []ipc.FsMount
 	if c.s.a.views != nil {
 		views, _ = c.s.a.views.Mounts(c.s.ct.id)
@@ -378,40 +371,39 @@ func newFS(c call, flags uint64, k fsKind) answer {
 			covers = l.sysCovers
 		}
 	}
-	spec := fsSpec{
-		kind: k, source: source, options: parseOptions(data), attrs: mountAttrs(flags),
-		overlays: overlaysFor(views, covers, k.top),
+	spec := &fsSpec{
+		kind: k, ns: -1, source: source, options: parseOptions(data), attrs: mountAttrs(flags),
+		overlays: overlaysFor(views, covers, k.top), target: pathArg{fd: -1},
 	}
-	netns := -1
-	if k == sysFS {
-		netns = nsFd
-	} else {
-		spec.pidns = nsFd
+	// Released by whoever finishes the call: a worker thread uses the fds
+	// after this function returned.
+	if spec.ns, err = nsFile(c.tid(), k.ns); err != nil {
+		return fail(err)
 	}
 	if spec.target, err = openPathArg(c.tid(), dst); err != nil {
-		closeNS()
+		spec.release()
 		return fail(err)
 	}
-	closeNS0 := closeNS
-	closeNS = func() { closeNS0(); spec.target.close() }
 	cf, err := openCaller(c.tid(), unix.AT_FDCWD)
-	if err != nil {
-		closeNS()
-		return fail(err)
-	}
-	if !c.valid() {
-		closeNS()
+	if err == nil && !c.valid() {
 		cf.close()
-		return errnoAnswer(unix.ENOENT)
+		err = unix.ENOENT
+	}
+	if err != nil {
+		spec.release()
+		return fail(err)
 	}
 	if k == procFS && !hasPidnsOption() {
-		defer closeNS()
+		defer spec.release()
 		defer cf.close()
 		return cloneProc(c, cf, spec)
 	}
+	netns := -1
+	if k == sysFS {
+		netns = spec.ns // sysfs shows its mounter's network namespace
+	}
 	return c.finishIn(cf, netns, spec.build, spec.attach, func(err error) answer {
-		spec.closeAll()
-		closeNS()
+		spec.release()
 		if err != nil {
 			c.s.log.Debug("mount", "fstype", k.name, "tid", c.tid(), "target", dst, "err", err)
 			return fail(err)
@@ -425,7 +417,7 @@ func newFS(c call, flags uint64, k fsKind) answer {
 // namespace (where the views' sources are), attach in the caller's.
 type fsSpec struct {
 	kind     fsKind
-	pidns    int
+	ns       int // the caller's pid (proc) or network (sysfs) namespace
 	source   string
 	options  [][2]string
 	attrs    int
@@ -440,12 +432,18 @@ type fsSpec struct {
 
 type closeFn func()
 
-// closeAll closes what build opened; again is a no-op.
-func (f *fsSpec) closeAll() {
+// release closes every fd the spec holds; again is a no-op.
+func (f *fsSpec) release() {
 	for _, c := range f.open {
 		c()
 	}
 	f.open = nil
+	if f.ns >= 0 {
+		unix.Close(f.ns)
+		f.ns = -1
+	}
+	f.target.close()
+	f.target.fd = -1
 }
 
 func (f *fsSpec) keep(fd int) int {
@@ -460,7 +458,7 @@ func (f *fsSpec) build() error {
 	}
 	defer unix.Close(fs)
 	if f.kind == procFS {
-		if err := unix.FsconfigSetFd(fs, "pidns", f.pidns); err != nil {
+		if err := unix.FsconfigSetFd(fs, "pidns", f.ns); err != nil {
 			return fmt.Errorf("procfs pidns: %w", err)
 		}
 	}
@@ -618,7 +616,7 @@ func (f *fsSpec) attach() error {
 // the container's pid namespace, so it serves only callers in that one; in
 // a nested pid namespace the call goes to the kernel (a plain procfs, or
 // EPERM).
-func cloneProc(c call, cf *callerFiles, spec fsSpec) answer {
+func cloneProc(c call, cf *callerFiles, spec *fsSpec) answer {
 	same, err := samePidNS(c.tid(), c.s.ct.initPid)
 	if err != nil || !same {
 		return continueCall

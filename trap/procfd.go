@@ -47,7 +47,7 @@ func openPathArg(tid int, p string) (pathArg, error) {
 	}
 	fd, err := unix.Open(fmt.Sprintf("/proc/%d/fd/%d", tid, n), unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return pathArg{}, err
+		return pathArg{path: p, fd: -1}, err
 	}
 	return pathArg{path: p, fd: fd}, nil
 }
