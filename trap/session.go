@@ -48,6 +48,7 @@ type session struct {
 	// workers: threads that will answer a call (finishIn); the fd stays
 	// open until they are done.
 	workers sync.WaitGroup
+	slots   chan struct{} // bounds this session's workers
 
 	mu     sync.Mutex
 	active int  // receivers running
@@ -59,6 +60,8 @@ type session struct {
 const (
 	spareAfter   = time.Millisecond
 	maxReceivers = 16
+	// workersPerSession bounds the threads one notify fd keeps busy.
+	workersPerSession = 8
 )
 
 // serveSession runs until the container's init exits, no process uses the
@@ -81,7 +84,7 @@ func (a *Agent) serveSession(st specs.ContainerProcessState, fd int) {
 		log.Debug("no synchronous wake-up (Linux < 6.6)", "err", err)
 	}
 	ct := a.attach(st.State.ID, initPid, log)
-	s := &session{a: a, ct: ct, log: log, fd: fd, pidfd: pidfd, gone: make(chan struct{})}
+	s := &session{a: a, ct: ct, log: log, fd: fd, pidfd: pidfd, gone: make(chan struct{}), slots: make(chan struct{}, workersPerSession)}
 	a.mu.Lock()
 	a.sessions[s] = struct{}{}
 	a.mu.Unlock()

@@ -87,9 +87,13 @@ func inCaller(c *callerFiles, netns int, host, fn func() error) error {
 // takes to run the waiting goroutine again while the worker's thread is
 // being torn down: hundreds of microseconds on a busy machine.
 func (cl call) finishIn(c *callerFiles, netns int, host, fn func() error, done func(error) answer) answer {
+	// A container's calls wait for one of its slots: however many it makes
+	// at once, it holds a bounded share of the agent's threads.
+	cl.s.slots <- struct{}{}
 	cl.s.workers.Add(1)
 	onThread(func() {
 		defer cl.s.workers.Done()
+		defer func() { <-cl.s.slots }()
 		err := runIn(c, netns, host, fn)
 		c.close()
 		cl.answer(done(err))
@@ -107,9 +111,19 @@ var (
 
 const nSpareThreads = 2
 
+// threadSlots bounds the worker threads alive at once: Go aborts a process
+// past 10000 threads, and a container could otherwise ask for that many.
+var threadSlots = make(chan struct{}, 128)
+
 // onThread runs job on a locked OS thread with its own fs_struct, which
 // ends with the job.
 func onThread(job func()) {
+	threadSlots <- struct{}{}
+	inner := job
+	job = func() {
+		defer func() { <-threadSlots }()
+		inner()
+	}
 	startSpares.Do(func() {
 		for range nSpareThreads {
 			go spareThread()
