@@ -70,6 +70,7 @@ release-check:
 bench: build
 	bash bench/runtime.sh
 	bash bench/mgr.sh
+	bash bench/fs.sh
 
 # demo: the README's main command. On a fresh Debian/Ubuntu host (root):
 # installs what is missing, builds, runs `sysbox install --docker`, builds

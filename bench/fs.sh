@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# /proc read latency, side by side in one run (make bench): open+read+close
+# of /proc/uptime and /proc/meminfo inside a sysbox-runc container (the fs
+# daemon's FUSE views), inside a runc container (the kernel's procfs), and
+# through lxcfs (Debian's package) on the host. p50 and p99, with ratios.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(dirname "$here")
+n=${BENCH_READS:-2000}
+image=${BENCH_IMAGE:-sysbox-e2e/minimal:latest}
+docker=${DOCKER:-$(command -v /usr/bin/docker || command -v docker)}
+work=$(mktemp -d /tmp/sysbox-bench-fs.XXXXXX)
+chmod 755 "$work"
+lxcfs_pid=""
+cleanup() {
+	if [ -n "$lxcfs_pid" ]; then
+		kill "$lxcfs_pid" 2>/dev/null || true
+		wait "$lxcfs_pid" 2>/dev/null || true
+		umount -l "$work/lxcfs" 2>/dev/null || true
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+CGO_ENABLED=0 go build -C "$top" -o "$work/procread" ./bench/procread
+files="/proc/uptime /proc/meminfo"
+
+declare -A p50 p99
+measure() { # label, command...
+	local label=$1
+	shift
+	while read -r path a b; do
+		p50["$label $path"]=$a
+		p99["$label $path"]=$b
+	done < <("$@")
+}
+measure "runc (kernel procfs)" "$docker" run --rm --network none --runtime runc -v "$work/procread:/procread:ro" "$image" /procread -n "$n" $files
+measure "sysbox-runc (sysbox-fs)" "$docker" run --rm --network none --runtime sysbox-runc -v "$work/procread:/procread:ro" "$image" /procread -n "$n" $files
+if command -v lxcfs >/dev/null; then
+	mkdir -p "$work/lxcfs"
+	lxcfs "$work/lxcfs" >"$work/lxcfs.log" 2>&1 &
+	lxcfs_pid=$!
+	for _ in $(seq 50); do [ -e "$work/lxcfs/proc/uptime" ] && break; sleep 0.1; done
+	lx=""
+	for f in $files; do lx="$lx $work/lxcfs$f"; done
+	[ -e "$work/lxcfs/proc/uptime" ] || { echo "lxcfs did not come up:"; cat "$work/lxcfs.log"; }
+	measure "lxcfs" sh -c "\"$work/procread\" -n $n $lx | sed 's#$work/lxcfs##'"
+fi
+
+for f in $files; do
+	base=${p50["runc (kernel procfs) $f"]}
+	echo "== open+read+close of $f ($n reads)"
+	for label in "runc (kernel procfs)" "sysbox-runc (sysbox-fs)" "lxcfs"; do
+		v=${p50["$label $f"]:-}
+		[ -n "$v" ] || continue
+		printf '  %-26s p50 %8.1f µs   p99 %8.1f µs   %5.1fx procfs\n' "$label" "$v" "${p99["$label $f"]}" "$(echo "$v / $base" | bc -l)"
+	done
+done
+echo "  (goal: sysbox-fs p50 within 5x of the kernel's procfs, and faster than lxcfs)"
