@@ -31,12 +31,14 @@ import (
 
 	"github.com/sysbox-dev/sysbox/internal/ipc"
 	"github.com/sysbox-dev/sysbox/internal/logging"
+	"github.com/sysbox-dev/sysbox/trap"
 )
 
 // Cmd is `sysbox fs` / `sysbox-fs`.
 type Cmd struct {
 	Mountpoint string `default:"/var/lib/sysboxfs" help:"Where the FUSE view is mounted (a directory per container)."`
 	Socket     string `default:"/run/sysbox/fs.sock" help:"API socket the runtime registers containers on."`
+	TrapSocket string `name:"trap-socket" default:"/run/sysbox/seccomp.sock" help:"Socket of the seccomp agent that handles mount, umount2, mknod and sysinfo for containers (OCI seccomp-agent protocol); empty to run without it."`
 	Log        string `help:"Log file (default: stderr)."`
 	LogFormat  string `name:"log-format" enum:"text,json" default:"text" help:"Log format: text or json."`
 	Debug      bool   `help:"Log at debug level."`
@@ -68,8 +70,11 @@ func (c *Cmd) Run() error {
 	services := []service{
 		func(ctx context.Context) error { return srv.api().Serve(ctx, ln) },
 		srv.wait,
-		// The seccomp trap agent (trap/) joins here: a service on its own
-		// socket, sharing this daemon's lifetime.
+	}
+	if c.TrapSocket != "" {
+		// The seccomp agent shares this daemon's lifetime and reads the
+		// views in-process.
+		services = append(services, trap.NewAgent(c.TrapSocket, srv.d, slog.Default()).Serve)
 	}
 	slog.Info("sysbox-fs ready", "mountpoint", c.Mountpoint, "socket", c.Socket)
 	err = runAll(ctx, services)

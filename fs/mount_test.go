@@ -632,7 +632,7 @@ func TestContainerRoot(t *testing.T) {
 	ts.started(t, "ct", init.Process.Pid, fakeV2(t, init.Process.Pid))
 	S := ts.path("ct", "proc/sys")
 	hostVals := map[string]string{}
-	for _, f := range []string{"kernel/pid_max", "vm/swappiness", "net/netfilter/nf_conntrack_max", "net/core/somaxconn"} {
+	for _, f := range []string{"kernel/pid_max", "vm/swappiness", "net/netfilter/nf_conntrack_max", "net/core/somaxconn", "net/ipv4/neigh/default/gc_thresh3"} {
 		b, _ := os.ReadFile("/proc/sys/" + f)
 		hostVals[f] = string(b)
 	}
@@ -648,10 +648,15 @@ test -f net/netfilter/nf_conntrack_max || echo 1234 > /dev/null
 echo 4321 > net/netfilter/nf_conntrack_max 2>/dev/null && echo conntrack=$(cat net/netfilter/nf_conntrack_max)
 echo ctname > kernel/hostname && echo hostname=$(cat kernel/hostname)
 cat %s >/dev/null && echo uuid=readable
+echo neigh=$(ls net/ipv4/neigh/default | tr '\n' ' ')
+echo 2048 > net/ipv4/neigh/default/gc_thresh3 && echo gc3=$(cat net/ipv4/neigh/default/gc_thresh3)
 `, S, ts.path("ct", "sys/devices/virtual/dmi/id/product_uuid")))
 	for _, want := range []string{
 		"id=0", "pid_max=77777", "abc=refused", "chown=EPERM", "chmod=EPERM", "swappiness=refused",
 		"somaxconn=1001", "hostname=ctname", "uuid=readable",
+		// The kernel hides the neighbour defaults from a user-namespaced
+		// netns; the view keeps the thresholds, per container.
+		"neigh=gc_thresh1 gc_thresh2 gc_thresh3", "gc3=2048",
 	} {
 		if !strings.Contains(out, want+"\n") {
 			t.Errorf("as the container's root: no %q in:\n%s", want, out)

@@ -66,9 +66,11 @@ var subtrees = map[string]bool{"proc/sys": true, "sys/kernel": true, "sys/device
 // conntrackDir: the view has a module/nf_conntrack only where the host has it.
 const hashsizeRel = "module/nf_conntrack/parameters/hashsize"
 
-// sysKernelEmpty are /sys/kernel's dirs shown empty: debugfs, tracefs and
-// securityfs mount points, none of them a container's business.
-var sysKernelEmpty = map[string]bool{"debug": true, "tracing": true, "security": true}
+// sysKernelEmpty are /sys/kernel's dirs shown empty: the mount points of
+// debugfs, tracefs, securityfs and configfs, where the host's own mounts
+// would otherwise show through (read-only, but none of the container's
+// business).
+var sysKernelEmpty = map[string]bool{"debug": true, "tracing": true, "security": true, "config": true}
 
 // errnoOf turns an error into what a FUSE op answers: an errno (nil stays
 // nil: a zero Errno is a non-nil error).

@@ -113,7 +113,10 @@ func isHostNS(t specs.LinuxNamespaceType, path string) bool {
 	if strings.HasPrefix(p, "/proc/1/ns/") {
 		return true
 	}
-	return sameNamespace(p, "/proc/1/ns/"+nsFile[t])
+	// The engine's host is where init runs, or where this runtime runs
+	// (the engine's own namespaces, which differ from init's when the
+	// engine itself runs in a container).
+	return sameNamespace(p, "/proc/1/ns/"+nsFile[t]) || sameNamespace(p, "/proc/self/ns/"+nsFile[t])
 }
 
 // nsFile is the /proc/PID/ns entry of each namespace type.

@@ -51,6 +51,13 @@ type Views interface {
 	Mounts(id string) ([]ipc.FsMount, bool)
 }
 
+// ViewReader is what Views may also offer when the agent runs in the fs
+// daemon's own process: a view's content without a read through the FUSE
+// mount (which that process serves itself).
+type ViewReader interface {
+	ReadView(id, dest string) ([]byte, error)
+}
+
 // Agent serves the OCI seccomp-agent socket: each connection hands it one
 // notify fd, served by a session until the container's init exits.
 type Agent struct {

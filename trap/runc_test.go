@@ -30,17 +30,6 @@ func TestAgentRunc(t *testing.T) {
 		t.Skip("no runc")
 	}
 	e := newEnv(t)
-	bundle := filepath.Join(e.dir, "bundle")
-	rootfs := filepath.Join(bundle, "rootfs")
-	for _, d := range []string{"bin", "proc", "sys", "dev", "tmp", "etc"} {
-		must(t, os.MkdirAll(filepath.Join(rootfs, d), 0o755))
-	}
-	must(t, os.Chmod(filepath.Join(rootfs, "tmp"), 0o1777))
-	must(t, os.Chmod(bundle, 0o755))
-	must(t, copyFile("/usr/bin/busybox", filepath.Join(rootfs, "bin", "busybox"), 0o755))
-	for _, a := range []string{"sh", "mount", "umount", "mknod", "free", "unshare", "cat", "ls", "mkdir", "echo", "head", "grep"} {
-		must(t, os.Symlink("busybox", filepath.Join(rootfs, "bin", a)))
-	}
 	script := `
 mkdir -p /tmp/p && mount -t proc proc /tmp/p && echo "newproc uptime: $(cat /tmp/p/uptime)"
 grep -c " /tmp/p/" /proc/self/mountinfo | sed 's/^/newproc submounts: /'
@@ -53,32 +42,7 @@ mkdir -p /dev/net && mknod /dev/net/tun c 10 200 && echo "mknod tun: ok"
 free | head -2 | tail -1
 unshare -pfm --mount-proc sh -c 'echo "unshare uptime: $(cat /proc/uptime)"; echo "unshare pids: $(ls /proc | grep -c "^[0-9]")"'
 `
-	spec := runcSpec(t, runc, bundle)
-	spec.Process.Args = []string{"/bin/sh", "-c", script}
-	spec.Process.Env = []string{"PATH=/bin"}
-	spec.Process.Terminal = false
-	spec.Hostname = "trap"
-	spec.Root.Readonly = false
-	spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
-	spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: hostUID, Size: idCount}}
-	spec.Linux.GIDMappings = spec.Linux.UIDMappings
-	all := []string{"CAP_SYS_ADMIN", "CAP_MKNOD", "CAP_DAC_OVERRIDE", "CAP_CHOWN", "CAP_FOWNER", "CAP_SETUID", "CAP_SETGID", "CAP_SYS_CHROOT", "CAP_NET_ADMIN"}
-	spec.Process.Capabilities = &specs.LinuxCapabilities{Bounding: all, Effective: all, Permitted: all}
-	for _, v := range e.views {
-		if strings.HasPrefix(v.Dest, "/proc/") {
-			spec.Mounts = append(spec.Mounts, specs.Mount{Destination: v.Dest, Source: v.Source, Type: "bind", Options: []string{"bind", "nosuid", "nodev"}})
-		}
-	}
-	spec.Linux.Seccomp = &specs.LinuxSeccomp{
-		DefaultAction: specs.ActAllow,
-		Architectures: []specs.Arch{specs.ArchX86_64},
-		ListenerPath:  e.socket,
-		Syscalls:      []specs.LinuxSyscall{{Names: trappedForTest, Action: specs.ActNotify}},
-	}
-	b, err := json.MarshalIndent(spec, "", "  ")
-	must(t, err)
-	must(t, os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o644))
-
+	bundle := runcBundle(t, e, runc, []string{"/bin/sh", "-c", script})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	state := filepath.Join(e.dir, "runc-state")
@@ -127,4 +91,49 @@ func runcSpec(t *testing.T, runc, bundle string) *specs.Spec {
 	var s specs.Spec
 	must(t, json.Unmarshal(b, &s))
 	return &s
+}
+
+// runcBundle makes a busybox bundle whose container runs args in its own
+// user namespace, with the views bound over /proc and the trapped calls
+// sent to e's agent.
+func runcBundle(t *testing.T, e *env, runc string, args []string) string {
+	t.Helper()
+	bundle := filepath.Join(e.dir, "bundle")
+	rootfs := filepath.Join(bundle, "rootfs")
+	for _, d := range []string{"bin", "proc", "sys", "dev", "tmp", "etc"} {
+		must(t, os.MkdirAll(filepath.Join(rootfs, d), 0o755))
+	}
+	must(t, os.Chmod(filepath.Join(rootfs, "tmp"), 0o1777))
+	must(t, os.Chmod(bundle, 0o755))
+	must(t, copyFile("/usr/bin/busybox", filepath.Join(rootfs, "bin", "busybox"), 0o755))
+	for _, a := range []string{"sh", "mount", "umount", "mknod", "free", "unshare", "cat", "ls", "mkdir", "echo", "head", "grep"} {
+		must(t, os.Symlink("busybox", filepath.Join(rootfs, "bin", a)))
+	}
+	spec := runcSpec(t, runc, bundle)
+	spec.Process.Args = args
+	spec.Process.Env = []string{"PATH=/bin"}
+	spec.Process.Terminal = false
+	spec.Hostname = "trap"
+	spec.Root.Readonly = false
+	spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+	spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: hostUID, Size: idCount}}
+	spec.Linux.GIDMappings = spec.Linux.UIDMappings
+	all := []string{"CAP_SYS_ADMIN", "CAP_MKNOD", "CAP_DAC_OVERRIDE", "CAP_CHOWN", "CAP_FOWNER", "CAP_SETUID", "CAP_SETGID", "CAP_SYS_CHROOT", "CAP_NET_ADMIN"}
+	spec.Process.Capabilities = &specs.LinuxCapabilities{Bounding: all, Effective: all, Permitted: all}
+	for _, v := range e.views {
+		if strings.HasPrefix(v.Dest, "/proc/") {
+			spec.Mounts = append(spec.Mounts, specs.Mount{Destination: v.Dest, Source: v.Source, Type: "bind", Options: []string{"bind", "nosuid", "nodev"}})
+		}
+	}
+	spec.Linux.Seccomp = &specs.LinuxSeccomp{
+		DefaultAction: specs.ActAllow,
+		Architectures: []specs.Arch{specs.ArchX86_64},
+		ListenerPath:  e.socket,
+		Syscalls:      []specs.LinuxSyscall{{Names: trappedForTest, Action: specs.ActNotify}},
+	}
+	b, err := json.MarshalIndent(spec, "", "  ")
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o644))
+
+	return bundle
 }

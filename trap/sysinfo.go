@@ -33,6 +33,14 @@ func sysinfo(c call) answer {
 		src[m.Dest] = m.Source
 	}
 	read := func(dest string) []byte {
+		if r, ok := c.s.a.views.(ViewReader); ok {
+			b, err := r.ReadView(c.s.ct.id, dest)
+			if err != nil {
+				c.s.log.Debug("read view", "dest", dest, "err", err)
+				return nil
+			}
+			return b
+		}
 		p, ok := src[dest]
 		if !ok {
 			return nil

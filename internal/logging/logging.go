@@ -67,7 +67,7 @@ func NewHandler(w io.Writer, format string, level slog.Level) slog.Handler {
 	if format == "text" && !isTerminal(w) {
 		return slog.NewTextHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: lowerLevel})
 	}
-	return tint.NewHandler(w, &tint.Options{Level: level, TimeFormat: time.TimeOnly})
+	return tint.NewTextHandler(w, &tint.Options{Level: level, TimeFormat: time.TimeOnly})
 }
 
 func useJSON(w io.Writer, format string) bool {
