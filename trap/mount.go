@@ -20,6 +20,7 @@ func init() {
 const (
 	procMagic  = 0x9fa0
 	sysfsMagic = 0x62656572
+	fuseMagic  = 0x65735546
 )
 
 // mountOp is what a mount(2) call does, decided by its flags in the
@@ -151,7 +152,7 @@ func remount(c call, flags uint64) answer {
 	if err != nil {
 		return continueCall
 	}
-	t, err := resolve(c, unix.AT_FDCWD, path, true, l.readOnlyDev)
+	t, err := resolve(c, unix.AT_FDCWD, path, true, func(t target) bool { return l.readOnlyDev(t.dev) })
 	if err != nil {
 		return continueCall // the kernel finds the same error
 	}

@@ -22,9 +22,9 @@ type target struct {
 
 // resolve looks path up the way the caller's own call would: in its mount
 // namespace, from its root and cwd (or dirfd), following the last symlink
-// if follow. If want(dev) says the filesystem is of interest, the mount is
-// looked up in the caller's mountinfo too.
-func resolve(c call, dirfd int32, path string, follow bool, want func(dev string) bool) (target, error) {
+// if follow. If want says the filesystem (t.dev, t.fsType) is of interest,
+// the mount is looked up in the caller's mountinfo too.
+func resolve(c call, dirfd int32, path string, follow bool, want func(t target) bool) (target, error) {
 	var t target
 	var stx unix.Statx_t
 	var fs unix.Statfs_t
@@ -54,7 +54,7 @@ func resolve(c call, dirfd int32, path string, follow bool, want func(dev string
 	if stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 {
 		t.mountRoot = stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0
 	}
-	if want == nil || !want(t.dev) {
+	if want == nil || !want(t) {
 		return t, nil
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", c.tid()))

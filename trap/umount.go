@@ -1,6 +1,12 @@
 package trap
 
-import "golang.org/x/sys/unix"
+import (
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sysbox-dev/sysbox/internal/ipc"
+)
 
 func init() {
 	register(unix.SYS_UMOUNT2, "umount2", umount2)
@@ -11,21 +17,43 @@ func init() {
 // agent made for it) unmounts as usual.
 func umount2(c call) answer {
 	l := c.s.layout()
-	if l == nil || len(l.protected) == 0 {
-		return continueCall
-	}
 	path, err := c.str(0)
 	if err != nil {
 		return continueCall
 	}
 	flags := int(c.arg(1))
-	t, err := resolve(c, unix.AT_FDCWD, path, flags&unix.UMOUNT_NOFOLLOW == 0, l.protectedDev)
+	want := func(t target) bool { return l.protectedDev(t.dev) || t.fsType == fuseMagic }
+	t, err := resolve(c, unix.AT_FDCWD, path, flags&unix.UMOUNT_NOFOLLOW == 0, want)
 	if err != nil || !t.mountRoot {
 		return continueCall // the kernel gives the same error, or EINVAL
 	}
-	if t.found && l.isProtected(t.mount) {
+	if t.found && (l.isProtected(t.mount) || c.s.isView(t.mount)) {
 		c.s.log.Debug("refused umount", "tid", c.tid(), "path", path, "mount", t.mount.point)
 		return errnoAnswer(unix.EBUSY)
 	}
 	return continueCall
+}
+
+// isView reports whether m is one of the container's views where the
+// runtime put it (or its copy in another mount namespace): a FUSE mount at
+// a view's container path that shows that view. The layout cannot tell:
+// the runtime binds the views after it handed the notify fd over, so they
+// are not yet in the mountinfo the layout was read from.
+func (s *session) isView(m mountEntry) bool {
+	if !strings.HasPrefix(m.fstype, "fuse") || m.root == "/" || s.a.views == nil {
+		return false
+	}
+	ms, _ := s.a.views.Mounts(s.ct.id)
+	return isViewOf(ms, m)
+}
+
+func isViewOf(views []ipc.FsMount, m mountEntry) bool {
+	for _, v := range views {
+		// The source is the view's host path on the FUSE mount; the
+		// mount's root is the same path inside that filesystem.
+		if v.Dest == m.point && strings.HasSuffix(v.Source, m.root) {
+			return true
+		}
+	}
+	return false
 }

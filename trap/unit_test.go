@@ -466,3 +466,42 @@ func TestReadState(t *testing.T) {
 }
 
 func addrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(&b[0])) }
+
+// TestIsViewOf: the views are bound after the layout was read, so umount2
+// knows them by what Views says, wherever the FUSE mount lives.
+func TestIsViewOf(t *testing.T) {
+	ms, err := parseMountinfo([]byte(containerMountinfo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	byPoint := map[string]mountEntry{}
+	for _, m := range ms {
+		byPoint[m.point] = m
+	}
+	views := []ipc.FsMount{
+		{Source: "/var/lib/sysboxfs/c1/proc/uptime", Dest: "/proc/uptime"},
+		{Source: "/var/lib/sysboxfs/c1/proc/sys", Dest: "/proc/sys"},
+		{Source: "/var/lib/sysboxfs/c1/sys/kernel", Dest: "/sys/kernel"},
+	}
+	for _, p := range []string{"/proc/uptime", "/proc/sys", "/sys/kernel"} {
+		if !isViewOf(views, byPoint[p]) {
+			t.Errorf("%s is not a view", p)
+		}
+	}
+	for _, p := range []string{"/proc", "/proc/bus", "/proc/sys/fs/binfmt_misc", "/"} {
+		if isViewOf(views, byPoint[p]) {
+			t.Errorf("%s is a view", p)
+		}
+	}
+	// A view at another place (a new procfs at /tmp/p), another view at a
+	// view's place, another container's view: not the original.
+	for _, m := range []mountEntry{
+		{fstype: "fuse", root: "/c1/proc/uptime", point: "/tmp/p/uptime"},
+		{fstype: "fuse", root: "/c1/proc/swaps", point: "/proc/uptime"},
+		{fstype: "fuse", root: "/c2/proc/uptime", point: "/proc/uptime"},
+	} {
+		if isViewOf(views, m) {
+			t.Errorf("%+v is a view", m)
+		}
+	}
+}
