@@ -77,9 +77,9 @@ func TestDockerInside(t *testing.T) {
 	tar := filepath.Join(t.TempDir(), "busybox.tar")
 	docker(t, "save", "-o", tar, ImageBusybox)
 	loadInner(t, name, tar)
-	out := docker(t, "exec", name, "docker", "run", "--rm", "--network", "none", ImageBusybox, "sh", "-c", "echo inner-ok; cat /proc/uptime")
-	if !strings.Contains(out, "inner-ok") {
-		t.Fatalf("inner container: %s", out)
+	out := docker(t, "exec", name, "docker", "run", "--rm", "--network", "none", ImageBusybox, "sh", "-c", "echo inner-ok; head -c 100 /proc/uptime")
+	if lines := strings.Split(out, "\n"); len(lines) < 2 || lines[0] != "inner-ok" {
+		t.Fatalf("inner container: %q", out)
 	}
 	// The inner container's /proc is virtualized: its uptime is the
 	// system container's, far below the host's.

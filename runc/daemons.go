@@ -122,7 +122,12 @@ func probeHost() (Host, error) {
 	if err != nil {
 		return h, err
 	}
-	h.Caps = caps
+	// Root inside gets every capability the kernel knows, whatever the
+	// runtime holds: a new user namespace starts with a full bounding set,
+	// and its capabilities only count for what that namespace owns. (A
+	// host where nothing holds CAP_SYS_RESOURCE still gets an inner
+	// `docker run --privileged`, which asks for all of them.)
+	h.Caps = kernelCaps()
 	_, err = os.Stat("/proc/self/ns/time")
 	h.TimeNS = err == nil
 	if b, err := os.ReadFile("/proc/self/oom_score_adj"); err == nil {
@@ -151,6 +156,11 @@ func hasCap(c string, caps []string) bool {
 		}
 	}
 	return false
+}
+
+// kernelCaps lists every capability this kernel knows by name.
+func kernelCaps() []string {
+	return capNames(^uint64(0))
 }
 
 // ownCaps lists the runtime's effective capabilities by name.

@@ -14,7 +14,8 @@ import (
 // Host is what the transform needs to know about the machine and the
 // daemons' answers. Keeping it a plain value keeps Transform pure.
 type Host struct {
-	// Caps is every capability the runtime itself holds ("CAP_…").
+	// Caps is what root inside gets: every capability the kernel knows
+	// ("CAP_…"), held within the container's own user namespace.
 	Caps []string
 	// TimeNS: the kernel has time namespaces.
 	TimeNS bool
