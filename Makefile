@@ -71,6 +71,7 @@ bench: build
 	bash bench/runtime.sh
 	bash bench/mgr.sh
 	bash bench/fs.sh
+	bash bench/system.sh
 
 # demo: the README's main command. On a fresh Debian/Ubuntu host (root):
 # installs what is missing, builds, runs `sysbox install --docker`, builds
