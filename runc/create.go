@@ -266,10 +266,13 @@ func startContainer(g *Globals, f *createFlags, act action, detach, subreaper bo
 				return err
 			}
 			if opts.NoFS {
-				return nil
+				views = nil
 			}
-			if err := mountViews(pid, views); err != nil {
+			if err := mountViews(pid, views, rootUID, rootGID); err != nil {
 				return err
+			}
+			if opts.NoFS {
+				return nil
 			}
 			return startedFs(ctx, f.ID, pid, ct)
 		},

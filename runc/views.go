@@ -18,10 +18,12 @@ import (
 // rootfs and before the user's process runs. libcontainer refuses bind
 // mounts inside /proc (/proc/sys, /proc/uptime…), so they cannot be spec
 // mounts.
-func mountViews(pid int, views []ipc.FsMount) error {
-	if len(views) == 0 {
-		return nil
-	}
+//
+// It also puts an empty read-only tmpfs on the mount points of the kernel
+// filesystems a user namespace cannot mount (kernelStubs), so that systemd
+// finds them mounted (and reaches "running", not "degraded") instead of
+// failing to mount debugfs and tracefs there.
+func mountViews(pid int, views []ipc.FsMount, rootUID, rootGID uint32) error {
 	// Clone the sources here, where the daemon's mount is visible.
 	fds := make([]int, 0, len(views))
 	defer func() {
@@ -69,7 +71,39 @@ func mountViews(pid int, views []ipc.FsMount) error {
 				return
 			}
 		}
+		for _, k := range kernelStubs {
+			mountStub(k.path, k.source, rootUID, rootGID)
+		}
 		errc <- nil
 	}()
 	return <-errc
+}
+
+// kernelStubs are the mount points of host-wide kernel filesystems that
+// systemd mounts at boot and that no user namespace may mount; the
+// container sees an empty directory there either way (the fs daemon shows
+// them empty). Only those the container's /sys/kernel has are mounted.
+var kernelStubs = []struct{ path, source string }{
+	{"/sys/kernel/debug", "debugfs"},
+	{"/sys/kernel/tracing", "tracefs"},
+	{"/sys/kernel/config", "configfs"},
+}
+
+// mountStub mounts an empty read-only tmpfs named source on path when path
+// is a directory that is not a mount point yet, owned by the container's
+// root (as the real one is by the host's). Best effort: without it only
+// systemd's mount unit fails.
+func mountStub(path, source string, uid, gid uint32) {
+	var st, parent unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		slog.Debug("no empty mount for a kernel filesystem: not a directory", "path", path, "err", err)
+		return
+	}
+	if unix.Lstat(path+"/..", &parent) == nil && parent.Dev != st.Dev {
+		slog.Debug("no empty mount for a kernel filesystem: a mount point already", "path", path)
+		return
+	}
+	if err := unix.Mount(source, path, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, fmt.Sprintf("mode=700,size=4k,nr_inodes=1,uid=%d,gid=%d", uid, gid)); err != nil {
+		slog.Warn("empty mount for a kernel filesystem", "path", path, "err", err)
+	}
 }
