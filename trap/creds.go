@@ -40,6 +40,19 @@ func readCreds(tid int) (creds, error) {
 	return parseStatus(b)
 }
 
+// readCaps reads only tid's effective capabilities, with capget(2): a
+// syscall, where /proc/<tid>/status makes the kernel write out the whole
+// file (tens of microseconds). Enough for the mount checks; ids, groups and
+// umask stay zero.
+func readCaps(tid int) (creds, error) {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3, Pid: int32(tid)}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return creds{}, fmt.Errorf("capget %d: %w", tid, err)
+	}
+	return creds{capEff: uint64(data[1].Effective)<<32 | uint64(data[0].Effective)}, nil
+}
+
 func parseStatus(b []byte) (creds, error) {
 	var c creds
 	var seen int

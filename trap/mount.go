@@ -152,7 +152,7 @@ func remount(c call, flags uint64) answer {
 	if err != nil {
 		return continueCall
 	}
-	t, err := resolve(c, unix.AT_FDCWD, path, true, func(t target) bool { return l.readOnlyDev(t.dev) })
+	t, err := resolve(c, unix.AT_FDCWD, path, true, false, func(t target) bool { return l.readOnlyDev(t.dev) })
 	if err != nil {
 		return continueCall // the kernel finds the same error
 	}
@@ -175,11 +175,11 @@ func bind(c call) answer {
 	if err != nil {
 		return continueCall
 	}
-	t, err := resolve(c, unix.AT_FDCWD, src, true, nil)
+	t, err := resolve(c, unix.AT_FDCWD, src, true, true, nil)
 	if err != nil || (t.fsType != procMagic && t.fsType != sysfsMagic) {
 		return continueCall
 	}
-	cr, err := readCreds(c.tid())
+	cr, err := readCaps(c.tid())
 	if err != nil {
 		return fail(err)
 	}
@@ -225,7 +225,8 @@ func bind(c call) answer {
 	})
 }
 
-// mayMount is the kernel's check for a mount by the caller: CAP_SYS_ADMIN
+// mayMount is the kernel's check for a mount by the caller (cr: its
+// capabilities, readCaps): CAP_SYS_ADMIN
 // over its mount namespace and, if nsKind is set, over that namespace too
 // (the pid namespace a procfs shows, the network namespace of a sysfs).
 func mayMount(tid int, cr creds, nsKind string) (bool, error) {
@@ -354,17 +355,14 @@ func newFS(c call, flags uint64, k fsKind) answer {
 		// A pid-only procfs hides the files the views cover.
 		return continueCall
 	}
-	cr, err := readCreds(c.tid())
+	cr, err := readCaps(c.tid())
 	if err != nil {
 		return fail(err)
 	}
 	if ok, err := mayMount(c.tid(), cr, k.ns); err != nil || !ok {
 		return errnoAnswer(unix.EPERM)
 	}
-	var views []ipc.FsMount
-	if c.s.a.views != nil {
-		views, _ = c.s.a.views.Mounts(c.s.ct.id)
-	}
+	views := c.s.views()
 	var covers []cover
 	if l := c.s.layout(); l != nil {
 		covers = l.procCovers
@@ -374,7 +372,7 @@ func newFS(c call, flags uint64, k fsKind) answer {
 	}
 	spec := &fsSpec{
 		kind: k, ns: -1, source: source, options: parseOptions(data), attrs: mountAttrs(flags),
-		overlays: overlaysFor(views, covers, k.top), target: pathArg{fd: -1},
+		overlays: overlaysFor(views, covers, k.top), target: pathArg{fd: -1}, from: c.s.ct.sources,
 	}
 	// Released by whoever finishes the call: a worker thread uses the fds
 	// after this function returned.
@@ -425,10 +423,11 @@ type fsSpec struct {
 	overlays []overlay
 	target   pathArg
 
-	mnt  int       // the new mount
-	srcs []int     // per overlay: a detached mount to move there, or -1
-	late bool      // the kernel cannot mount on a detached tree (< 6.15): overlay after attaching
-	open []closeFn // fds to close when done
+	mnt  int           // the new mount
+	from *mountSources // the container's, to clone the sources from
+	srcs []int         // per overlay: a detached mount to move there, or -1
+	late bool          // the kernel cannot mount on a detached tree (< 6.15): overlay after attaching
+	open []closeFn     // fds to close when done
 }
 
 type closeFn func()
@@ -501,61 +500,149 @@ func (f *fsSpec) build() error {
 }
 
 // sources opens, in the agent's mount namespace, what goes over the new
-// mount: clones of the views, of /dev/null, of a read-only tmpfs.
+// mount: clones of the views, of /dev/null, of a read-only tmpfs. They are
+// cloned from what the container's mountSources keep open, with no path
+// walk: a walk to a view is a FUSE lookup per component, served by this
+// very process, and would cost more than the whole rest of the mount.
 func (f *fsSpec) sources() error {
 	f.srcs = make([]int, len(f.overlays))
-	devNull, maskDir := -1, -1
+	clone := func(fd int) (int, error) {
+		return unix.OpenTree(fd, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH)
+	}
 	for i, o := range f.overlays {
 		f.srcs[i] = -1
+		var from int
+		var err error
 		switch {
 		case o.view != "":
-			fd, err := unix.OpenTree(unix.AT_FDCWD, o.view, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
-			if err != nil {
-				return fmt.Errorf("clone view %s: %w", o.view, err)
-			}
-			f.srcs[i] = f.keep(fd)
+			from, err = f.from.view(o.view)
+		case o.kind == coverMaskFile:
+			from, err = devNull()
+		case o.kind == coverMaskDir:
+			from, err = f.from.maskDir()
+		default:
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		fd, err := clone(from)
+		if err != nil {
+			return fmt.Errorf("clone the source of %s/%s: %w", f.kind.top, o.rel, err)
+		}
+		f.srcs[i] = f.keep(fd)
+		if o.view != "" {
 			// As the runtime binds them: nosuid, nodev.
 			_ = unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV})
-		case o.kind == coverMaskFile:
-			if devNull < 0 {
-				fd, err := unix.OpenTree(unix.AT_FDCWD, "/dev/null", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
-				if err != nil {
-					return fmt.Errorf("clone /dev/null: %w", err)
-				}
-				devNull = f.keep(fd)
-			}
-			fd, err := unix.OpenTree(devNull, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH)
-			if err != nil {
-				return fmt.Errorf("clone /dev/null: %w", err)
-			}
-			f.srcs[i] = f.keep(fd)
-		case o.kind == coverMaskDir:
-			if maskDir < 0 {
-				fd, err := emptyTmpfs()
-				if err != nil {
-					return err
-				}
-				maskDir = f.keep(fd)
-			}
-			fd, err := unix.OpenTree(maskDir, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH)
-			if err != nil {
-				return fmt.Errorf("clone mask tmpfs: %w", err)
-			}
-			f.srcs[i] = f.keep(fd)
 		}
 	}
 	return nil
 }
 
-// emptyTmpfs is an empty read-only tmpfs, what runc masks a dir with.
+// devNull is the host's /dev/null, which masks a file: opened once.
+var devNull = sync.OnceValues(func() (int, error) {
+	fd, err := unix.Open("/dev/null", unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("open /dev/null: %w", err)
+	}
+	return fd, nil
+})
+
+// mountSources are what a container's new procfs and sysfs mounts are
+// cloned from, opened on first use and kept until the container's last
+// session ends: its views (O_PATH fds on the fs daemon's FUSE mount) and
+// the empty tmpfs its masked dirs get (one per container: even made
+// writable it holds no inode, and it is shared with no other container).
+type mountSources struct {
+	mu      sync.Mutex
+	views   map[string]int // host path of a view: O_PATH fd
+	mask    int            // detached tmpfs, or -1
+	viewDev string         // the FUSE mount's device, once known
+}
+
+func newMountSources() *mountSources { return &mountSources{views: map[string]int{}, mask: -1} }
+
+// view opens path in the agent's mount namespace (the caller's thread must
+// be in it), once.
+func (m *mountSources) view(path string) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.viewLocked(path)
+}
+
+func (m *mountSources) viewLocked(path string) (int, error) {
+	if fd, ok := m.views[path]; ok {
+		return fd, nil
+	}
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("open view %s: %w", path, err)
+	}
+	m.views[path] = fd
+	return fd, nil
+}
+
+// dev is the device ("major:minor") of the filesystem that holds the view
+// at path: the fs daemon's FUSE mount, the same for every view.
+func (m *mountSources) dev(path string) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.viewDev != "" {
+		return m.viewDev, nil
+	}
+	fd, err := m.viewLocked(path)
+	if err != nil {
+		return "", err
+	}
+	stx, _, err := statMount(fd, false)
+	if err != nil {
+		return "", err
+	}
+	m.viewDev = fmt.Sprintf("%d:%d", stx.Dev_major, stx.Dev_minor)
+	return m.viewDev, nil
+}
+
+func (m *mountSources) maskDir() (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.mask < 0 {
+		fd, err := emptyTmpfs()
+		if err != nil {
+			return -1, fmt.Errorf("mask tmpfs: %w", err)
+		}
+		m.mask = fd
+	}
+	return m.mask, nil
+}
+
+// close runs when no session of the container is left, so no worker uses
+// the fds any more.
+func (m *mountSources) close() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for p, fd := range m.views {
+		unix.Close(fd)
+		delete(m.views, p)
+	}
+	if m.mask >= 0 {
+		unix.Close(m.mask)
+		m.mask = -1
+	}
+}
+
+// emptyTmpfs is an empty read-only tmpfs, what runc masks a dir with. One
+// inode (its root) and one page: nothing can be made in it, even by a
+// container that remounts its copy read-write.
 func emptyTmpfs() (int, error) {
 	fs, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
 	if err != nil {
 		return -1, err
 	}
 	defer unix.Close(fs)
-	if err := unix.FsconfigSetString(fs, "size", "0"); err != nil {
-		return -1, err
+	for _, o := range [][2]string{{"size", "4k"}, {"nr_inodes", "1"}, {"mode", "0555"}} {
+		if err := unix.FsconfigSetString(fs, o[0], o[1]); err != nil {
+			return -1, err
+		}
 	}
 	if err := unix.FsconfigCreate(fs); err != nil {
 		return -1, err

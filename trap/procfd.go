@@ -41,7 +41,7 @@ func openPathArg(tid int, p string) (pathArg, error) {
 	if !ok {
 		return pathArg{path: p, fd: -1}, nil
 	}
-	_, fs, err := lookupFast(tid, unix.AT_FDCWD, "/proc", true)
+	_, fs, err := lookupFast(tid, unix.AT_FDCWD, "/proc", true, true)
 	if err != nil || fs.Type != procMagic {
 		return pathArg{path: p, fd: -1}, nil // the kernel gives its own answer
 	}

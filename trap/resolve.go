@@ -13,7 +13,7 @@ type target struct {
 	mntID     uint64
 	dev       string // the filesystem's major:minor, as mountinfo has it
 	mountRoot bool   // the path is its mount's root (what umount needs)
-	fsType    int64  // statfs f_type
+	fsType    int64  // statfs f_type, if asked for (0 if not)
 	// mount is the mount the path lands on, from the caller's mountinfo;
 	// read only when asked for (found says whether it was).
 	mount mountEntry
@@ -22,9 +22,10 @@ type target struct {
 
 // resolve looks path up the way the caller's own call would: in its mount
 // namespace, from its root and cwd (or dirfd), following the last symlink
-// if follow. If want says the filesystem (t.dev, t.fsType) is of interest,
-// the mount is looked up in the caller's mountinfo too.
-func resolve(c call, dirfd int32, path string, follow bool, want func(t target) bool) (target, error) {
+// if follow. withType: find the filesystem type too (a statfs, which most
+// callers spare). If want says the filesystem (t.dev, t.fsType) is of
+// interest, the mount is looked up in the caller's mountinfo too.
+func resolve(c call, dirfd int32, path string, follow, withType bool, want func(t target) bool) (target, error) {
 	var t target
 	var stx unix.Statx_t
 	var fs unix.Statfs_t
@@ -33,13 +34,13 @@ func resolve(c call, dirfd int32, path string, follow bool, want func(t target) 
 		return t, err
 	}
 	if arg.fd >= 0 {
-		stx, fs, err = statMount(arg.fd)
+		stx, fs, err = statMount(arg.fd, withType)
 		arg.close()
 	} else {
-		stx, fs, err = lookupFast(c.tid(), dirfd, path, follow)
+		stx, fs, err = lookupFast(c.tid(), dirfd, path, follow, withType)
 	}
 	if err != nil && arg.fd < 0 {
-		stx, fs, err = lookupSlow(c.tid(), dirfd, path, follow)
+		stx, fs, err = lookupSlow(c.tid(), dirfd, path, follow, withType)
 	}
 	if err != nil {
 		return t, err
@@ -75,7 +76,7 @@ func resolve(c call, dirfd int32, path string, follow bool, want func(t target) 
 // relative path that stays beneath it, RESOLVE_BENEATH). Paths that leave
 // that ground (.. above the cwd, an absolute symlink from a relative path,
 // a /proc magic link) fail here and take lookupSlow.
-func lookupFast(tid int, dirfd int32, path string, follow bool) (unix.Statx_t, unix.Statfs_t, error) {
+func lookupFast(tid int, dirfd int32, path string, follow, withType bool) (unix.Statx_t, unix.Statfs_t, error) {
 	var stx unix.Statx_t
 	var fs unix.Statfs_t
 	if path == "" {
@@ -108,12 +109,12 @@ func lookupFast(tid int, dirfd int32, path string, follow bool) (unix.Statx_t, u
 		return stx, fs, err
 	}
 	defer unix.Close(fd)
-	return statMount(fd)
+	return statMount(fd, withType)
 }
 
 // lookupSlow resolves on a thread that entered the caller's view, so
 // symlinks, "..", chroots and mounts resolve exactly as for the caller.
-func lookupSlow(tid int, dirfd int32, path string, follow bool) (unix.Statx_t, unix.Statfs_t, error) {
+func lookupSlow(tid int, dirfd int32, path string, follow, withType bool) (unix.Statx_t, unix.Statfs_t, error) {
 	var stx unix.Statx_t
 	var fs unix.Statfs_t
 	cf, err := openCaller(tid, dirfd)
@@ -131,17 +132,22 @@ func lookupSlow(tid int, dirfd int32, path string, follow bool) (unix.Statx_t, u
 			return err
 		}
 		defer unix.Close(fd)
-		stx, fs, err = statMount(fd)
+		stx, fs, err = statMount(fd, withType)
 		return err
 	})
 	return stx, fs, err
 }
 
-func statMount(fd int) (unix.Statx_t, unix.Statfs_t, error) {
+func statMount(fd int, withType bool) (unix.Statx_t, unix.Statfs_t, error) {
 	var stx unix.Statx_t
 	var fs unix.Statfs_t
-	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_MNT_ID, &stx); err != nil {
+	// DONT_SYNC: a FUSE file's mount id and device need no round trip to
+	// its server.
+	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_STATX_DONT_SYNC, unix.STATX_MNT_ID, &stx); err != nil {
 		return stx, fs, err
+	}
+	if !withType {
+		return stx, fs, nil
 	}
 	err := unix.Fstatfs(fd, &fs)
 	return stx, fs, err

@@ -12,6 +12,8 @@ import (
 
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/sysbox-dev/sysbox/internal/ipc"
 )
 
 // container is what the sessions of one container share (its init's, and
@@ -20,7 +22,14 @@ type container struct {
 	id      string
 	initPid int
 	layout  *layout
+	sources *mountSources
 	refs    int
+	// views: what the fs daemon shows this container (Views.Mounts, read
+	// once: the daemon answers the same for the container's whole life,
+	// and asking costs a few stats of the host's sysfs); registered: the
+	// daemon knows the container.
+	views      []ipc.FsMount
+	registered bool
 }
 
 // session serves one notify fd: the filter of a container's init, or of
@@ -40,8 +49,7 @@ type session struct {
 	fd    int
 	pidfd int
 
-	// recvMu: one receiver at a time checks the fd and takes a call; poll
-	// wakes them all.
+	// recvMu: one receiver at a time polls the fd and takes a call.
 	recvMu sync.Mutex
 	idle   atomic.Int32
 
@@ -165,9 +173,15 @@ func (s *session) over() bool {
 }
 
 // next waits for a call and takes it. got false, err nil: woken for
-// nothing (another receiver took the call, a signal, or the session is
-// over: see over).
+// nothing (a signal, or the session is over: see over).
+//
+// One receiver polls at a time, holding recvMu, so the call poll reports
+// is still there for RECV (only its caller's death takes it away, and then
+// RECV says ENOENT): no second poll to check, one syscall less per call.
+// Other idle receivers wait for the lock.
 func (s *session) next() (notif, bool, error) {
+	s.recvMu.Lock()
+	defer s.recvMu.Unlock()
 	fds := []unix.PollFd{
 		{Fd: int32(s.fd), Events: unix.POLLIN},
 		{Fd: int32(s.pidfd), Events: unix.POLLIN},
@@ -183,14 +197,6 @@ func (s *session) next() (notif, bool, error) {
 	if fds[1].Revents != 0 || fds[2].Revents != 0 || fds[0].Revents&unix.POLLIN == 0 {
 		return n, false, nil
 	}
-	s.recvMu.Lock()
-	defer s.recvMu.Unlock()
-	// Poll woke every receiver: take the call only if it is still there,
-	// or RECV would block until the next one.
-	again := []unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLIN}}
-	if _, err := unix.Poll(again, 0); err != nil || again[0].Revents&unix.POLLIN == 0 {
-		return n, false, nil
-	}
 	if err := recvNotif(s.fd, &n); err != nil {
 		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EINTR) {
 			return n, false, nil // the caller was interrupted meanwhile
@@ -203,6 +209,11 @@ func (s *session) next() (notif, bool, error) {
 // attach finds or makes the container's shared state. A new init pid under
 // a known ID is a restarted container: its mounts are read again.
 func (a *Agent) attach(id string, initPid int, log *slog.Logger) *container {
+	var views []ipc.FsMount
+	registered := false
+	if a.views != nil {
+		views, registered = a.views.Mounts(id)
+	}
 	a.mu.Lock()
 	ct := a.containers[id]
 	if ct != nil && ct.initPid == initPid {
@@ -210,7 +221,7 @@ func (a *Agent) attach(id string, initPid int, log *slog.Logger) *container {
 		a.mu.Unlock()
 		return ct
 	}
-	ct = &container{id: id, initPid: initPid, refs: 1}
+	ct = &container{id: id, initPid: initPid, refs: 1, sources: newMountSources(), views: views, registered: registered}
 	a.containers[id] = ct
 	a.mu.Unlock()
 	// Read before the container runs anything of its own: the runtime
@@ -221,7 +232,7 @@ func (a *Agent) attach(id string, initPid int, log *slog.Logger) *container {
 	if err == nil {
 		var ms []mountEntry
 		if ms, err = parseMountinfo(b); err == nil {
-			l := buildLayout(ms, a.viewDests(id))
+			l := buildLayout(ms, viewDests(views))
 			a.mu.Lock()
 			ct.layout = l
 			a.mu.Unlock()
@@ -234,13 +245,9 @@ func (a *Agent) attach(id string, initPid int, log *slog.Logger) *container {
 	return ct
 }
 
-func (a *Agent) viewDests(id string) map[string]bool {
+func viewDests(views []ipc.FsMount) map[string]bool {
 	out := map[string]bool{}
-	if a.views == nil {
-		return out
-	}
-	ms, _ := a.views.Mounts(id)
-	for _, m := range ms {
+	for _, m := range views {
 		out[m.Dest] = true
 	}
 	return out
@@ -250,10 +257,18 @@ func (a *Agent) detach(ct *container) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	ct.refs--
-	if ct.refs == 0 && a.containers[ct.id] == ct {
+	if ct.refs > 0 {
+		return
+	}
+	if a.containers[ct.id] == ct {
 		delete(a.containers, ct.id)
 	}
+	ct.sources.close()
 }
+
+// views are the container's views (ipc.FsMount: host source, container
+// path); read-only.
+func (s *session) views() []ipc.FsMount { return s.ct.views }
 
 func (s *session) layout() *layout {
 	s.a.mu.Lock()

@@ -21,16 +21,8 @@ func sysinfo(c call) answer {
 	if c.arg(0) == 0 {
 		return errnoAnswer(unix.EFAULT)
 	}
-	if c.s.a.views == nil {
+	if !c.s.ct.registered {
 		return continueCall
-	}
-	ms, ok := c.s.a.views.Mounts(c.s.ct.id)
-	if !ok {
-		return continueCall
-	}
-	src := map[string]string{}
-	for _, m := range ms {
-		src[m.Dest] = m.Source
 	}
 	read := func(dest string) []byte {
 		if r, ok := c.s.a.views.(ViewReader); ok {
@@ -41,8 +33,13 @@ func sysinfo(c call) answer {
 			}
 			return b
 		}
-		p, ok := src[dest]
-		if !ok {
+		var p string
+		for _, m := range c.s.views() {
+			if m.Dest == dest {
+				p = m.Source
+			}
+		}
+		if p == "" {
 			return nil
 		}
 		b, err := os.ReadFile(p)

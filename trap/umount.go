@@ -21,33 +21,35 @@ func umount2(c call) answer {
 	if err != nil {
 		return continueCall
 	}
+	views := c.s.views()
+	viewDev := ""
+	if len(views) > 0 {
+		if viewDev, err = c.s.ct.sources.dev(views[0].Source); err != nil {
+			c.s.log.Debug("find the views' device", "err", err)
+		}
+	}
 	flags := int(c.arg(1))
-	want := func(t target) bool { return l.protectedDev(t.dev) || t.fsType == fuseMagic }
-	t, err := resolve(c, unix.AT_FDCWD, path, flags&unix.UMOUNT_NOFOLLOW == 0, want)
+	want := func(t target) bool { return l.protectedDev(t.dev) || t.dev == viewDev }
+	t, err := resolve(c, unix.AT_FDCWD, path, flags&unix.UMOUNT_NOFOLLOW == 0, false, want)
 	if err != nil || !t.mountRoot {
 		return continueCall // the kernel gives the same error, or EINVAL
 	}
-	if t.found && (l.isProtected(t.mount) || c.s.isView(t.mount)) {
+	if t.found && (l.isProtected(t.mount) || isViewOf(views, t.mount)) {
 		c.s.log.Debug("refused umount", "tid", c.tid(), "path", path, "mount", t.mount.point)
 		return errnoAnswer(unix.EBUSY)
 	}
 	return continueCall
 }
 
-// isView reports whether m is one of the container's views where the
-// runtime put it (or its copy in another mount namespace): a FUSE mount at
-// a view's container path that shows that view. The layout cannot tell:
-// the runtime binds the views after it handed the notify fd over, so they
-// are not yet in the mountinfo the layout was read from.
-func (s *session) isView(m mountEntry) bool {
-	if !strings.HasPrefix(m.fstype, "fuse") || m.root == "/" || s.a.views == nil {
+// isViewOf reports whether m is one of views where the runtime put it (or
+// its copy in another mount namespace): a FUSE mount at a view's container
+// path that shows that view. The layout cannot tell: the runtime binds the
+// views after it handed the notify fd over, so they are not yet in the
+// mountinfo the layout was read from.
+func isViewOf(views []ipc.FsMount, m mountEntry) bool {
+	if !strings.HasPrefix(m.fstype, "fuse") || m.root == "/" {
 		return false
 	}
-	ms, _ := s.a.views.Mounts(s.ct.id)
-	return isViewOf(ms, m)
-}
-
-func isViewOf(views []ipc.FsMount, m mountEntry) bool {
 	for _, v := range views {
 		// The source is the view's host path on the FUSE mount; the
 		// mount's root is the same path inside that filesystem.

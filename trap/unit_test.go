@@ -505,3 +505,25 @@ func TestIsViewOf(t *testing.T) {
 		}
 	}
 }
+
+// TestReadCaps: capget of another thread gives what its status says.
+func TestReadCaps(t *testing.T) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := parseStatus(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := readCaps(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.capEff != want.capEff {
+		t.Errorf("capget: %#x, status: %#x", got.capEff, want.capEff)
+	}
+	if _, err := readCaps(1 << 30); err == nil {
+		t.Error("capget of no such pid: no error")
+	}
+}
