@@ -42,13 +42,25 @@ type Cgroup struct {
 // New takes what libcontainer reports as the container's cgroup paths: a v1
 // controller name ("memory", "cpu", "cpuacct", "cpuset", "blkio", "pids"...)
 // to its directory, or "" to the v2 directory.
+//
+// A hybrid host (v1 controllers, plus a controller-less cgroup2 mounted at
+// /sys/fs/cgroup/unified, as systemd sets up) reports both: there the
+// controllers are v1's, and the "" path holds no limits (it may not even
+// exist), so it is only v2 when no v1 controller is given.
 func New(dirs map[string]string) *Cgroup {
 	c := &Cgroup{dirs: make(map[string]string, len(dirs))}
+	v1 := false
 	for k, v := range dirs {
 		if v == "" {
 			continue
 		}
 		c.dirs[k] = v
+		if k != "" && !strings.HasPrefix(k, "name=") {
+			v1 = true
+		}
+	}
+	if v1 {
+		delete(c.dirs, "")
 	}
 	c.unified = c.dirs[""]
 	return c

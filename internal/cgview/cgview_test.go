@@ -163,6 +163,18 @@ func TestCPU(t *testing.T) {
 	if got, err := v1.Quota(); err != nil || got != 1.5 {
 		t.Errorf("v1 quota = %v, %v; want 1.5", got, err)
 	}
+	// A hybrid host also reports the controller-less cgroup2 dir (which
+	// need not exist): the v1 controllers still hold the limits.
+	hybrid := New(map[string]string{
+		"cpuset": root + "/v1/cpuset/ct", "cpu": root + "/v1/cpu/ct", "cpuacct": root + "/v1/cpuacct/ct",
+		"": root + "/unified/ct", "name=systemd": root + "/systemd/ct",
+	})
+	if hybrid.V2() {
+		t.Error("hybrid cgroup taken for v2")
+	}
+	if got, err := hybrid.Quota(); err != nil || got != 1.5 {
+		t.Errorf("hybrid quota = %v, %v; want v1's 1.5", got, err)
+	}
 	if got, err := New(map[string]string{"cpu": root + "/v1/cpu/free"}).Quota(); err != nil || got != 0 {
 		t.Errorf("v1 no quota = %v, %v; want 0", got, err)
 	}
