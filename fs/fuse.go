@@ -134,6 +134,13 @@ func attrs(n *node) fuseops.InodeAttributes {
 	case kLink:
 		a.Mode = os.ModeSymlink | 0o777
 		a.Size = uint64(len(n.target))
+	case kFile:
+		a.Size = pageSize
+		if n.sized && n.read != nil {
+			if b, err := n.read(); err == nil {
+				a.Size = fileSize(len(b))
+			}
+		}
 	}
 	return a
 }
@@ -310,6 +317,10 @@ func (f *fsys) ReadFile(_ context.Context, op *fuseops.ReadFileOp) error {
 	h, ok := f.handle(op.Handle)
 	if !ok {
 		return syscall.EBADF
+	}
+	if classifyRead(op) == readCache {
+		// sendfile or splice: see splice.go.
+		return syscall.EINVAL
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -721,3 +721,105 @@ func TestCloseWithCopies(t *testing.T) {
 		t.Errorf("the namespace holder died: %v", err)
 	}
 }
+
+// sendfileAll copies path into a pipe with sendfile(2) and returns what
+// came out; err is sendfile's error when it copied nothing.
+func sendfileAll(path string) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return nil, err
+	}
+	defer unix.Close(p[0])
+	defer unix.Close(p[1])
+	var out []byte
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := unix.Sendfile(p[1], fd, nil, len(buf))
+		if err != nil {
+			return out, err
+		}
+		if n == 0 {
+			return out, nil
+		}
+		k, err := unix.Read(p[0], buf)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, buf[:k]...)
+	}
+}
+
+// TestSendfile: sendfile and splice go through the page cache, which a
+// direct-I/O FUSE file cannot serve correctly on kernels without "fuse: use
+// copy_splice_read for FOPEN_DIRECT_IO" (see splice.go). Each must either
+// copy exactly what read(2) returns or fail with EINVAL so its caller falls
+// back to read(2): never copy nothing, a cut, or zeros, also with readers
+// and stat(2) running at the same time.
+func TestSendfile(t *testing.T) {
+	requireRoot(t)
+	ts := startTestServer(t)
+	child := startChild(t)
+	const id = "sf"
+	ts.register(t, id, 100000)
+	ts.started(t, id, child.Process.Pid, fakeV2(t, child.Process.Pid))
+	files := []string{"proc/uptime", "proc/meminfo", "proc/cpuinfo", "proc/stat", "proc/sys/kernel/pid_max", "proc/sys/kernel/hostname"}
+	for _, f := range files {
+		p := ts.path(id, f)
+		st, err := statRaw(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Size < pageSize || st.Size%pageSize != 0 {
+			t.Errorf("%s: size %d, want whole pages (sysfs's convention), so that splice asks", f, st.Size)
+		}
+		want, err := readRaw(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int64(len(want)) > st.Size {
+			t.Errorf("%s: %d bytes, more than its size %d", f, len(want), st.Size)
+		}
+		got, err := sendfileAll(p)
+		switch {
+		case errors.Is(err, syscall.EINVAL) && len(got) == 0:
+		case err != nil:
+			t.Errorf("%s: sendfile: %v after %d bytes", f, err, len(got))
+		case len(got) == 0:
+			t.Errorf("%s: sendfile copied nothing", f)
+		case f != "proc/uptime" && f != "proc/stat" && string(got) != string(want):
+			t.Errorf("%s: sendfile gave %q, read gave %q", f, got, want)
+		}
+	}
+
+	var wrong, refused, ok atomic.Int64
+	deadline := time.Now().Add(2 * time.Second)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := ts.path(id, files[i%2])
+			for time.Now().Before(deadline) {
+				_, _ = statRaw(p)
+				got, err := sendfileAll(p)
+				switch {
+				case errors.Is(err, syscall.EINVAL) && len(got) == 0:
+					refused.Add(1)
+				case err != nil || len(got) == 0 || got[len(got)-1] != '\n' || strings.IndexByte(string(got), 0) >= 0:
+					if wrong.Add(1) < 5 {
+						t.Errorf("%s: sendfile gave %q, %v", p, got[:min(len(got), 64)], err)
+					}
+				default:
+					ok.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("concurrent sendfile: %d exact, %d refused (EINVAL), %d wrong", ok.Load(), refused.Load(), wrong.Load())
+}

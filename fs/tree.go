@@ -35,8 +35,11 @@ type node struct {
 	uid, gid uint32
 	read     func() ([]byte, error)
 	write    func(off int64, data []byte) error // nil: read-only
-	list     func() ([]dirent, error)
-	target   string
+	// sized: the content can outgrow a page, so its size is reported
+	// from a render (see fileSize).
+	sized  bool
+	list   func() ([]dirent, error)
+	target string
 }
 
 type dirent struct {
@@ -178,13 +181,13 @@ func (d *daemon) resolveIn(c *container, rel string) (*node, error) {
 	case "proc/swaps":
 		return file(0o444, func() ([]byte, error) { return d.swaps(c) }), nil
 	case "proc/cpuinfo":
-		return file(0o444, func() ([]byte, error) { return d.cpuinfo(c) }), nil
+		return sized(file(0o444, func() ([]byte, error) { return d.cpuinfo(c) })), nil
 	case "proc/stat":
-		return file(0o444, func() ([]byte, error) { return d.stat(c) }), nil
+		return sized(file(0o444, func() ([]byte, error) { return d.stat(c) })), nil
 	case "proc/loadavg":
 		return file(0o444, func() ([]byte, error) { return d.loadavg(c) }), nil
 	case "proc/diskstats":
-		return file(0o444, func() ([]byte, error) { return d.diskstats(c) }), nil
+		return sized(file(0o444, func() ([]byte, error) { return d.diskstats(c) })), nil
 	case "sys/devices/virtual/dmi/id/product_uuid":
 		// Root-only, as the host's is: it identifies the machine.
 		return file(0o400, func() ([]byte, error) { return []byte(c.uuid + "\n"), nil }), nil
@@ -192,6 +195,11 @@ func (d *daemon) resolveIn(c *container, rel string) (*node, error) {
 		return d.hashsize(c)
 	}
 	return nil, syscall.ENOENT
+}
+
+func sized(n *node) *node {
+	n.sized = true
+	return n
 }
 
 func (d *daemon) hasFile(p string) bool {
