@@ -18,11 +18,12 @@
 // Layout: agent.go the socket and the OCI seccomp-agent message; session.go
 // one container's notify fd; notif.go the kernel's ioctls; layout.go what a
 // container's own /proc and /sys look like; thread.go entering a caller's
-// namespaces on a throwaway OS thread; one file per syscall handler.
+// namespaces on the receiver's own OS thread; one file per syscall handler.
 //
-// No handler spawns a process: namespaces are entered with setns on a
-// locked OS thread that is discarded afterwards, so a changed root, cwd,
-// namespace or credential never reaches another goroutine.
+// No handler spawns a process: namespaces are entered with setns on the
+// receiver's locked OS thread, which is put back afterwards or, if it
+// cannot be (or took a caller's credentials), discarded, so a changed root,
+// cwd, namespace or credential never reaches another goroutine.
 package trap
 
 import (

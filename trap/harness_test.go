@@ -288,7 +288,7 @@ func (e *env) runSpec(spec childSpec) []result {
 		Credential:                 &syscall.Credential{Uid: 0, Gid: 0},
 		GidMappingsEnableSetgroups: true,
 		// No Pdeathsig: it fires when the forking OS thread exits, and the
-		// agent ends threads (see inCaller) that the runtime may have
+		// agent ends threads (see thread) that the runtime may have
 		// forked from.
 	}
 	if err := cmd.Start(); err != nil {

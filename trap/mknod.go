@@ -116,6 +116,9 @@ func mknod(c call, dirfd int32, pathArg, modeArg, devArg uint64) answer {
 		cf.close()
 		return errnoAnswer(unix.ENOENT)
 	}
+	// makeNode takes the caller's credentials: the thread cannot be put
+	// back, and goes with its receiver.
+	c.th.dirty = true
 	return c.finishIn(cf, -1, nil, func() error {
 		return makeNode(cf.dirfd(), path, mode, dev, cr, uids, gids)
 	}, func(err error) answer {

@@ -374,8 +374,7 @@ func newFS(c call, flags uint64, k fsKind) answer {
 		kind: k, ns: -1, source: source, options: parseOptions(data), attrs: mountAttrs(flags),
 		overlays: overlaysFor(views, covers, k.top), target: pathArg{fd: -1}, from: c.s.ct.sources,
 	}
-	// Released by whoever finishes the call: a worker thread uses the fds
-	// after this function returned.
+	// Released when the call is finished (spec.release).
 	if spec.ns, err = nsFile(c.tid(), k.ns); err != nil {
 		return fail(err)
 	}
@@ -615,7 +614,7 @@ func (m *mountSources) maskDir() (int, error) {
 	return m.mask, nil
 }
 
-// close runs when no session of the container is left, so no worker uses
+// close runs when no session of the container is left, so no receiver uses
 // the fds any more.
 func (m *mountSources) close() {
 	m.mu.Lock()
@@ -715,7 +714,7 @@ func cloneProc(c call, cf *callerFiles, spec *fsSpec) answer {
 	}
 	defer init.close()
 	var tree int = -1
-	err = inCaller(cf, -1, func() error {
+	err = c.inCaller(cf, -1, func() error {
 		// Into init's view, to clone its /proc; then enterFS moves on
 		// to the caller's.
 		if err := enterFS(init); err != nil {

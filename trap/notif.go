@@ -50,13 +50,11 @@ type answer struct {
 	val   int64
 	errno unix.Errno // 0: success with val
 	cont  bool       // let the kernel run the call as the caller made it
-	later bool       // a worker thread answers (finishIn)
 }
 
 var (
 	continueCall = answer{cont: true}
 	success      = answer{}
-	answerLater  = answer{later: true}
 )
 
 func fail(err error) answer {

@@ -27,7 +27,7 @@ func procFdArg(p string) (int, bool) {
 	return n, true
 }
 
-// pathArg is a path argument of the caller's, ready for a worker thread:
+// pathArg is a path argument of the caller's, ready for the entered thread:
 // the path itself, or the file a /proc/self/fd/N path names.
 type pathArg struct {
 	path string

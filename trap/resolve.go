@@ -40,7 +40,7 @@ func resolve(c call, dirfd int32, path string, follow, withType bool, want func(
 		stx, fs, err = lookupFast(c.tid(), dirfd, path, follow, withType)
 	}
 	if err != nil && arg.fd < 0 {
-		stx, fs, err = lookupSlow(c.tid(), dirfd, path, follow, withType)
+		stx, fs, err = lookupSlow(c, dirfd, path, follow, withType)
 	}
 	if err != nil {
 		return t, err
@@ -114,15 +114,15 @@ func lookupFast(tid int, dirfd int32, path string, follow, withType bool) (unix.
 
 // lookupSlow resolves on a thread that entered the caller's view, so
 // symlinks, "..", chroots and mounts resolve exactly as for the caller.
-func lookupSlow(tid int, dirfd int32, path string, follow, withType bool) (unix.Statx_t, unix.Statfs_t, error) {
+func lookupSlow(c call, dirfd int32, path string, follow, withType bool) (unix.Statx_t, unix.Statfs_t, error) {
 	var stx unix.Statx_t
 	var fs unix.Statfs_t
-	cf, err := openCaller(tid, dirfd)
+	cf, err := openCaller(c.tid(), dirfd)
 	if err != nil {
 		return stx, fs, err
 	}
 	defer cf.close()
-	err = inCaller(cf, -1, nil, func() error {
+	err = c.inCaller(cf, -1, nil, func() error {
 		flags := unix.O_PATH | unix.O_CLOEXEC
 		if !follow {
 			flags |= unix.O_NOFOLLOW

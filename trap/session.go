@@ -35,8 +35,9 @@ type container struct {
 // session serves one notify fd: the filter of a container's init, or of
 // one process `exec`ed into it.
 //
-// Calls are taken by receivers: goroutines that wait in poll(2) on the
-// notify fd and then handle the call they took themselves, so a call costs
+// Calls are taken by receivers: goroutines, each locked to its own thread
+// (see thread), that wait in poll(2) on the notify fd and then handle the
+// call they took themselves, namespaces entered included, so a call costs
 // no hand-off to another thread (with the kernel's synchronous wake-up, the
 // caller, the receiver and the caller again run on one CPU). A call that
 // takes longer than spareAfter (a mount, a caller whose memory is slow to
@@ -53,11 +54,6 @@ type session struct {
 	recvMu sync.Mutex
 	idle   atomic.Int32
 
-	// workers: threads that will answer a call (finishIn); the fd stays
-	// open until they are done.
-	workers sync.WaitGroup
-	slots   chan struct{} // bounds this session's workers
-
 	mu     sync.Mutex
 	active int  // receivers running
 	ended  bool // no more receivers
@@ -68,9 +64,14 @@ type session struct {
 const (
 	spareAfter   = time.Millisecond
 	maxReceivers = 16
-	// workersPerSession bounds the threads one notify fd keeps busy.
-	workersPerSession = 8
+	// maxSpares bounds the receivers beyond the first of each session, all
+	// sessions together: each is a thread, and Go aborts a process past
+	// 10000 threads.
+	maxSpares = 128
 )
+
+// spares counts the receivers beyond the first of each session.
+var spares atomic.Int32
 
 // serveSession runs until the container's init exits, no process uses the
 // filter any more, or the agent stops.
@@ -92,20 +93,19 @@ func (a *Agent) serveSession(st specs.ContainerProcessState, fd int) {
 		log.Debug("no synchronous wake-up (Linux < 6.6)", "err", err)
 	}
 	ct := a.attach(st.State.ID, initPid, log)
-	s := &session{a: a, ct: ct, log: log, fd: fd, pidfd: pidfd, gone: make(chan struct{}), slots: make(chan struct{}, workersPerSession)}
+	s := &session{a: a, ct: ct, log: log, fd: fd, pidfd: pidfd, gone: make(chan struct{})}
 	a.mu.Lock()
 	a.sessions[s] = struct{}{}
 	a.mu.Unlock()
 	log.Debug("session started", "status", st.State.Status, "process", st.Pid)
 	s.spawn()
 	<-s.gone
-	s.workers.Wait()
 	a.mu.Lock()
 	delete(a.sessions, s)
 	a.mu.Unlock()
 	a.detach(ct)
-	// Only now: a handler answering on a closed, reused fd number would
-	// answer someone else's call.
+	// Only now, when no receiver is left: a handler answering on a
+	// closed, reused fd number would answer someone else's call.
 	unix.Close(fd)
 	unix.Close(pidfd)
 	if s.err != nil {
@@ -122,6 +122,12 @@ func (s *session) spawn() {
 	if s.ended || s.active >= maxReceivers {
 		return
 	}
+	if s.active > 0 {
+		if spares.Add(1) > maxSpares {
+			spares.Add(-1)
+			return
+		}
+	}
 	s.active++
 	go s.receive()
 }
@@ -134,13 +140,32 @@ func (s *session) leave(err error) {
 		s.err = err
 	}
 	s.active--
+	if s.active > 0 {
+		spares.Add(-1)
+	}
 	if s.active == 0 && !s.ended {
 		s.ended = true
 		close(s.gone)
 	}
 }
 
+// replace starts a receiver in place of one whose thread is dirty, which
+// then ends (and its thread with it) without leaving.
+func (s *session) replace() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return
+	}
+	go s.receive()
+}
+
 func (s *session) receive() {
+	th, err := newThread()
+	if err != nil {
+		s.leave(err)
+		return
+	}
 	for {
 		s.idle.Add(1)
 		n, got, err := s.next()
@@ -153,8 +178,12 @@ func (s *session) receive() {
 			continue
 		}
 		spare := time.AfterFunc(spareAfter, s.spawn)
-		s.handle(n)
+		s.handle(n, th)
 		spare.Stop()
+		if th.dirty {
+			s.replace()
+			return
+		}
 		if s.idle.Load() > 0 {
 			s.leave(nil) // another receiver waits already
 			return
@@ -276,18 +305,16 @@ func (s *session) layout() *layout {
 	return s.ct.layout
 }
 
-// handle answers one call, or leaves it to a worker thread.
-func (s *session) handle(n notif) {
-	c := call{s: s, n: &n, start: time.Now()}
+// handle answers one call, on the receiver's thread th.
+func (s *session) handle(n notif, th *thread) {
+	c := call{s: s, n: &n, th: th, start: time.Now()}
 	h := handlerFor(n.Data.Arch, n.Data.Nr)
 	c.name = h.name
 	a := continueCall
 	if h.fn != nil {
 		a = h.fn(c)
 	}
-	if !a.later {
-		c.answer(a)
-	}
+	c.answer(a)
 }
 
 // answer sends the verdict on c.
@@ -305,6 +332,7 @@ func (c call) answer(a answer) {
 type call struct {
 	s     *session
 	n     *notif
+	th    *thread // the receiver's
 	name  string
 	start time.Time
 }

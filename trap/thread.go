@@ -65,95 +65,137 @@ func (c *callerFiles) dirfd() int {
 	return unix.AT_FDCWD
 }
 
-// inCaller runs fn on a fresh OS thread that sees the filesystem as the
-// caller does: its mount namespace, root and cwd. host, if set, runs first
-// on the same thread while it is still in the agent's mount namespace (to
-// open host-side sources); netns, if >= 0, is joined before host (sysfs
-// takes the network namespace of its mounter). The thread is never given
-// back: its goroutine ends locked and the Go runtime ends the thread, so
-// nothing it changed (fs root, namespaces, credentials, umask) can reach
-// another goroutine. The cost is a thread creation, tens of microseconds.
+// thread is a receiver's OS thread. A receiver goroutine is locked to its
+// thread for its whole life, and the thread has its own fs_struct (Go's
+// threads share one, and setns(mnt) refuses a thread that shares it). A
+// handler that must see the filesystem as its caller does enters the
+// caller's namespaces right there, on the receiver's thread, then puts the
+// thread back as the agent's (restore). Handing the work to another thread
+// instead would cost a wake-up through the Go scheduler, whose goroutine is
+// locked to a sleeping thread: tens to hundreds of microseconds, more than
+// the rest of a procfs mount.
 //
-// inCaller waits for fn; finishIn (below) does not, and is faster.
-func inCaller(c *callerFiles, netns int, host, fn func() error) error {
-	errc := make(chan error, 1)
-	onThread(func() { errc <- runIn(c, netns, host, fn) })
-	return <-errc
+// A thread that could not be put back, or whose credentials a handler
+// changed (mknod), is dirty: its receiver ends after the call, and with it
+// the thread (a goroutine that exits locked takes its thread along), so
+// nothing it changed ever reaches another goroutine.
+type thread struct {
+	dirty bool
 }
 
-// finishIn is inCaller for a handler's last step: the worker thread
-// answers the call itself, with done's verdict on fn's error, and closes
-// c. Waiting for the thread instead would cost the time the Go runtime
-// takes to run the waiting goroutine again while the worker's thread is
-// being torn down: hundreds of microseconds on a busy machine.
-func (cl call) finishIn(c *callerFiles, netns int, host, fn func() error, done func(error) answer) answer {
-	// A container's calls wait for one of its slots: however many it makes
-	// at once, it holds a bounded share of the agent's threads.
-	cl.s.slots <- struct{}{}
-	cl.s.workers.Add(1)
-	onThread(func() {
-		defer cl.s.workers.Done()
-		defer func() { <-cl.s.slots }()
-		err := runIn(c, netns, host, fn)
-		c.close()
-		cl.answer(done(err))
-	})
-	return answerLater
+// home is what restore puts a thread back to: the agent's mount and
+// network namespaces, root, cwd and umask.
+type home struct {
+	mnt, net, root, cwd int
+	umask               int
 }
 
-// spareThreads are OS threads made ahead of need, each locked to a
-// goroutine waiting for one job: handing a job to one is a wake-up, where
-// making a thread would be a clone on the call's path.
-var (
-	spareThreads = make(chan func())
-	startSpares  sync.Once
-)
-
-const nSpareThreads = 2
-
-// threadSlots bounds the worker threads alive at once: Go aborts a process
-// past 10000 threads, and a container could otherwise ask for that many.
-var threadSlots = make(chan struct{}, 128)
-
-// onThread runs job on a locked OS thread with its own fs_struct, which
-// ends with the job.
-func onThread(job func()) {
-	threadSlots <- struct{}{}
-	inner := job
-	job = func() {
-		defer func() { <-threadSlots }()
-		inner()
-	}
-	startSpares.Do(func() {
-		for range nSpareThreads {
-			go spareThread()
+// agentHome is opened once, by the first receiver before it changes
+// anything but its fs_struct (a copy of the process's): every thread that
+// is not locked is in the agent's namespaces.
+var agentHome = sync.OnceValues(func() (*home, error) {
+	h := &home{}
+	var err error
+	open := func(path string, flags int) int {
+		if err != nil {
+			return -1
 		}
-	})
-	select {
-	case spareThreads <- job:
-	default:
-		go func() {
-			runtime.LockOSThread()
-			unshareFS()
-			job()
-		}()
+		var fd int
+		if fd, err = unix.Open(path, flags|unix.O_CLOEXEC, 0); err != nil {
+			err = fmt.Errorf("open %s: %w", path, err)
+		}
+		return fd
 	}
-}
+	h.mnt = open("/proc/thread-self/ns/mnt", unix.O_RDONLY)
+	h.net = open("/proc/thread-self/ns/net", unix.O_RDONLY)
+	h.root = open("/", unix.O_PATH|unix.O_DIRECTORY)
+	h.cwd = open(".", unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		for _, fd := range []int{h.mnt, h.net, h.root, h.cwd} {
+			if fd >= 0 {
+				unix.Close(fd)
+			}
+		}
+		return nil, err
+	}
+	// Read and set back (there is no other way to read it), on the
+	// calling thread's own fs_struct: the process's stays as it is.
+	h.umask = unix.Umask(0o022)
+	unix.Umask(h.umask)
+	return h, nil
+})
 
-func spareThread() {
+// newThread locks the calling goroutine (a receiver) to its thread for
+// good and gives the thread its own fs_struct.
+func newThread() (*thread, error) {
 	runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
-	unshareFS()
-	job := <-spareThreads
-	go spareThread() // the replacement, made while this one works
-	job()
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		return nil, fmt.Errorf("unshare fs: %w", err)
+	}
+	if _, err := agentHome(); err != nil {
+		return nil, err
+	}
+	return &thread{}, nil
 }
 
-// unshareFS gives the thread its own fs_struct: Go's threads share one, and
-// setns(mnt) refuses a thread that shares it. Should it fail (ENOMEM), the
-// job's setns fails with EINVAL and its call gets that error.
-func unshareFS() { _ = unix.Unshare(unix.CLONE_FS) }
+// run runs fn on this thread in the caller's mount namespace, root and cwd
+// (see runIn), then puts the thread back. A failure to put it back makes
+// the thread dirty; fn's error is what the call gets either way.
+func (th *thread) run(c *callerFiles, netns int, host, fn func() error) error {
+	err := runIn(c, netns, host, fn)
+	if rerr := th.restore(netns >= 0); rerr != nil {
+		th.dirty = true
+	}
+	return err
+}
 
-// runIn is inCaller's work, on the calling (locked, throwaway) thread.
+// restore puts the thread back in the agent's namespaces, root, cwd and
+// umask.
+func (th *thread) restore(net bool) error {
+	h, err := agentHome()
+	if err != nil {
+		return err
+	}
+	if net {
+		if err := unix.Setns(h.net, unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("setns agent net: %w", err)
+		}
+	}
+	// setns(mnt) also moves root and cwd to the namespace's root.
+	if err := unix.Setns(h.mnt, unix.CLONE_NEWNS); err != nil {
+		return fmt.Errorf("setns agent mnt: %w", err)
+	}
+	if err := unix.Fchdir(h.root); err != nil {
+		return err
+	}
+	if err := unix.Chroot("."); err != nil {
+		return err
+	}
+	if err := unix.Fchdir(h.cwd); err != nil {
+		return err
+	}
+	unix.Umask(h.umask)
+	return nil
+}
+
+// inCaller runs fn on the receiver's thread so that it sees the filesystem
+// as the caller does: its mount namespace, root and cwd. host, if set, runs
+// first while the thread is still in the agent's mount namespace (to open
+// host-side sources); netns, if >= 0, is joined before host (sysfs takes
+// the network namespace of its mounter).
+func (cl call) inCaller(c *callerFiles, netns int, host, fn func() error) error {
+	return cl.th.run(c, netns, host, fn)
+}
+
+// finishIn is inCaller for a handler's last step: it closes c and returns
+// done's verdict on fn's error.
+func (cl call) finishIn(c *callerFiles, netns int, host, fn func() error, done func(error) answer) answer {
+	err := cl.th.run(c, netns, host, fn)
+	c.close()
+	return done(err)
+}
+
+// runIn is inCaller's work, on the receiver's (locked) thread.
 func runIn(c *callerFiles, netns int, host, fn func() error) error {
 	if netns >= 0 {
 		if err := unix.Setns(netns, unix.CLONE_NEWNET); err != nil {
