@@ -152,14 +152,21 @@ func joinPath(dir, name string) string {
 	return dir + "/" + name
 }
 
-// attrTTL is how long the kernel may keep a node's attributes. Entries (which
-// names exist) are never cached: containers come and go, sysctls appear.
-// Attributes can be: every file reports size 0 and is read with direct I/O,
-// so a cached size never truncates a read, and owners and modes do not
-// change while a container lives. Without it, default_permissions makes
-// the kernel fetch attributes (a GETATTR round trip) on every open, which
-// is a fifth of the cost of reading /proc/uptime.
-const attrTTL = time.Second
+// attrTTL is how long the kernel may keep a node's attributes, and
+// entryTTL which names exist: owners, modes and sizes do not change while a
+// container lives, and a name that comes or goes (a container registered
+// or removed, a CPU a limit change hides, a sysctl a module adds) may take
+// that long to show, as a changed limit does (limitsTTL). Only found names
+// are kept; a miss is asked again. Without them the kernel asks on every
+// open: default_permissions fetches attributes (a GETATTR round trip), and
+// every path component under a directory bind (/proc/sys/kernel/pid_max)
+// is looked up again, a round trip each, through the container's network
+// namespace for /proc/sys/net. File sizes only bound sendfile (splice.go):
+// reads are direct I/O, so a cached size never cuts one.
+const (
+	attrTTL  = time.Second
+	entryTTL = time.Second
+)
 
 func (f *fsys) StatFS(context.Context, *fuseops.StatFSOp) error { return nil }
 
@@ -173,7 +180,11 @@ func (f *fsys) LookUpInode(_ context.Context, op *fuseops.LookUpInodeOp) error {
 	if err != nil {
 		return errnoOf(err)
 	}
-	op.Entry = fuseops.ChildInodeEntry{Child: f.acquire(p), Attributes: attrs(n), AttributesExpiration: time.Now().Add(attrTTL)}
+	now := time.Now()
+	op.Entry = fuseops.ChildInodeEntry{
+		Child: f.acquire(p), Attributes: attrs(n),
+		AttributesExpiration: now.Add(attrTTL), EntryExpiration: now.Add(entryTTL),
+	}
 	return nil
 }
 

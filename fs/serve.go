@@ -13,13 +13,15 @@ import (
 	"github.com/jacobsa/fuse/fuseops"
 )
 
-// ServeOps reads the kernel's requests and answers them. Cheap ops are
-// answered on the reading goroutine itself: handing each op to a new
-// goroutine (as fuseutil's server does) parks it behind the reader, which
-// has gone back into read(2) on /dev/fuse holding its P, until the runtime
-// takes the P back; that costs 50-200 µs per op, most of a small read's
-// latency. Ops that enter a container's namespaces, which can take longer,
-// still get their own goroutine.
+// ServeOps reads the kernel's requests and answers them, most of them on
+// the reading goroutine itself: handing an op to another goroutine (as
+// fuseutil's server does) parks it until the runtime wakes a thread for it,
+// which costs 50-200 µs per op in a VM, more than the op. That includes
+// ops in a container's namespaces (lookups and reads of /proc/sys/net,
+// kernel.hostname...): inNS moves the reading thread there and back with
+// two setns calls. Writes to those files still get their own goroutine: a
+// network sysctl write can wait on the kernel's rtnl lock, and it must not
+// stall every container's view meanwhile.
 func (f *fsys) ServeOps(c *fuse.Connection) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -44,9 +46,16 @@ func (f *fsys) ServeOps(c *fuse.Connection) {
 	}
 }
 
-// inline reports whether op is cheap enough for the reading goroutine: all
-// but the ops on paths served inside a container's namespaces.
+// inline reports whether op is served on the reading goroutine: all but
+// writes in a container's namespace, and, should the reading thread ever
+// get stuck in a container's namespace (inNS), every namespace op.
 func (f *fsys) inline(op any) bool {
+	if o, ok := op.(*fuseops.WriteFileOp); ok {
+		return f.handleInline(o.Handle)
+	}
+	if stuckThreads.Load() == 0 {
+		return true
+	}
 	switch o := op.(type) {
 	case *fuseops.LookUpInodeOp:
 		p, _ := f.pathOf(o.Parent)
@@ -62,8 +71,6 @@ func (f *fsys) inline(op any) bool {
 	case *fuseops.ReadSymlinkOp:
 		return f.inodeInline(o.Inode)
 	case *fuseops.ReadFileOp:
-		return f.handleInline(o.Handle)
-	case *fuseops.WriteFileOp:
 		return f.handleInline(o.Handle)
 	case *fuseops.ReadDirOp:
 		return f.handleInline(o.Handle)
