@@ -6,8 +6,10 @@
 //   - mount: a new procfs or sysfs anywhere in the container gets the
 //     container's FUSE views and its masked and read-only paths; a bind of
 //     a /proc or /sys subtree keeps its views; an initially read-only
-//     mount cannot be remounted read-write.
+//     mount (or a bind of one) cannot be remounted read-write; /proc, /sys
+//     and the views cannot be moved.
 //   - umount2: the container's /proc, /sys and views cannot be unmounted.
+//   - mount_setattr, move_mount: the same two rules for the new mount API.
 //   - mknod, mknodat: a short list of safe character devices is created.
 //   - sysinfo: uptime, memory and load are the container's.
 //   - fsopen: proc and sysfs answer ENOSYS, so mount(8) falls back to

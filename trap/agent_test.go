@@ -256,6 +256,74 @@ func TestAgentRemount(t *testing.T) {
 	}
 }
 
+// TestAgentReadOnlyCopies: a read-only mount stays read-only whichever way
+// it is reached: a bind of it elsewhere, the new mount API on it or on a
+// detached clone of it. What the container made read-only itself may
+// become writable again.
+func TestAgentReadOnlyCopies(t *testing.T) {
+	e := newEnv(t)
+	w := filepath.Join(e.dir, "work")
+	rw := unix.MS_REMOUNT | unix.MS_BIND | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
+	r := e.run([]op{
+		{Op: "mkdir", Path: w + "/b"},                                                            // 0
+		{Op: "mount", Path: "/proc/bus", Path2: w + "/b", Flags: unix.MS_BIND},                   // 1
+		{Op: "mount", Path2: w + "/b", Flags: uint64(rw)},                                        // 2
+		{Op: "setattr", Path: w + "/b"},                                                          // 3
+		{Op: "setattr", Path: "/proc/bus"},                                                       // 4
+		{Op: "setattr", Path: "/proc", Flags: unix.AT_RECURSIVE},                                 // 5
+		{Op: "clonesetattr", Path: "/proc/bus"},                                                  // 6
+		{Op: "clonesetattr", Path: "/proc", Flags: unix.AT_RECURSIVE},                            // 7
+		{Op: "mounts", Path: w + "/b"},                                                           // 8
+		{Op: "mkdir", Path: w + "/own"},                                                          // 9
+		{Op: "mount", Path: "tmpfs", Path2: w + "/own", FSType: "tmpfs", Flags: unix.MS_RDONLY},  // 10
+		{Op: "setattr", Path: w + "/own"},                                                        // 11
+		{Op: "mount", Path2: w + "/own", Flags: unix.MS_REMOUNT | unix.MS_BIND | unix.MS_RDONLY}, // 12
+		{Op: "mount", Path2: w + "/own", Flags: unix.MS_REMOUNT | unix.MS_BIND},                  // 13
+	})
+	wantErrno(t, "bind /proc/bus", r[1], 0)
+	wantErrno(t, "remount,bind,rw a bind of /proc/bus", r[2], unix.EPERM)
+	wantErrno(t, "mount_setattr rw on a bind of /proc/bus", r[3], unix.EPERM)
+	wantErrno(t, "mount_setattr rw on /proc/bus", r[4], unix.EPERM)
+	wantErrno(t, "mount_setattr rw on /proc, recursive", r[5], unix.EPERM)
+	wantErrno(t, "mount_setattr rw on a clone of /proc/bus", r[6], unix.EPERM)
+	wantErrno(t, "mount_setattr rw on a clone of /proc, recursive", r[7], unix.EPERM)
+	if !strings.Contains(r[8].Out, " ro,") {
+		t.Errorf("the bind of /proc/bus is no longer read-only:\n%s", r[8].Out)
+	}
+	wantErrno(t, "mount a read-only tmpfs", r[10], 0)
+	wantErrno(t, "mount_setattr rw on the container's own", r[11], 0)
+	wantErrno(t, "remount,bind,ro the container's own", r[12], 0)
+	wantErrno(t, "remount,bind,rw the container's own", r[13], 0)
+}
+
+// TestAgentMove: the container's /proc, /sys and views stay in place under
+// mount(MS_MOVE) and move_mount(2); its own mounts move.
+func TestAgentMove(t *testing.T) {
+	e := newEnv(t)
+	w := filepath.Join(e.dir, "work")
+	r := e.run([]op{
+		{Op: "mkdir", Path: w + "/to"},                                          // 0
+		{Op: "mount", Path: "/proc/bus", Path2: w + "/to", Flags: unix.MS_MOVE}, // 1
+		{Op: "mount", Path: "/proc/sys", Path2: w + "/to", Flags: unix.MS_MOVE}, // 2
+		{Op: "movemount", Path: "/proc/sys", Path2: w + "/to"},                  // 3
+		{Op: "movemount", Path: "/sys/kernel", Path2: w + "/to"},                // 4
+		{Op: "mkdir", Path: w + "/own"},                                         // 5
+		{Op: "mount", Path: "tmpfs", Path2: w + "/own", FSType: "tmpfs"},        // 6
+		{Op: "mount", Path: w + "/own", Path2: w + "/to", Flags: unix.MS_MOVE},  // 7
+		{Op: "movemount", Path: w + "/to", Path2: w + "/own"},                   // 8
+		{Op: "read", Path: "/proc/uptime"},                                      // 9
+	})
+	wantErrno(t, "MS_MOVE /proc/bus", r[1], unix.EINVAL)
+	wantErrno(t, "MS_MOVE /proc/sys", r[2], unix.EINVAL)
+	wantErrno(t, "move_mount /proc/sys", r[3], unix.EINVAL)
+	wantErrno(t, "move_mount /sys/kernel", r[4], unix.EINVAL)
+	wantErrno(t, "MS_MOVE the container's own", r[7], 0)
+	wantErrno(t, "move_mount the container's own", r[8], 0)
+	if r[9].Out != viewUptime {
+		t.Errorf("/proc/uptime after: %q, want the view's %q", r[9].Out, viewUptime)
+	}
+}
+
 func TestAgentFsopen(t *testing.T) {
 	e := newEnv(t)
 	r := e.run([]op{{Op: "fsopen", FSType: "proc"}, {Op: "fsopen", FSType: "sysfs"}, {Op: "fsopen", FSType: "tmpfs"}})

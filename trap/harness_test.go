@@ -46,7 +46,7 @@ const (
 )
 
 // trappedForTest is what the runtime is asked to trap.
-var trappedForTest = []string{"mount", "umount2", "mknod", "mknodat", "sysinfo", "fsopen"}
+var trappedForTest = []string{"mount", "umount2", "mknod", "mknodat", "sysinfo", "fsopen", "mount_setattr", "move_mount"}
 
 // op is one thing the child does.
 type op struct {
@@ -566,6 +566,18 @@ func do(o op, spec childSpec) result {
 				int64(si.Totalswap), int64(si.Freeswap), int64(si.Procs), int64(si.Loads[0]), int64(si.Loads[1]), int64(si.Loads[2]), int64(si.Unit),
 			}
 		}
+	case "setattr":
+		// mount_setattr: make the mount at Path writable (Flags: AT_RECURSIVE).
+		err = unix.MountSetattr(unix.AT_FDCWD, o.Path, uint(o.Flags), &unix.MountAttr{Attr_clr: unix.MOUNT_ATTR_RDONLY})
+	case "clonesetattr":
+		// open_tree a clone of Path, then make the detached clone writable.
+		var fd int
+		if fd, err = unix.OpenTree(unix.AT_FDCWD, o.Path, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|uint(o.Flags)); err == nil {
+			err = unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|uint(o.Flags), &unix.MountAttr{Attr_clr: unix.MOUNT_ATTR_RDONLY})
+			unix.Close(fd)
+		}
+	case "movemount":
+		err = unix.MoveMount(unix.AT_FDCWD, o.Path, unix.AT_FDCWD, o.Path2, 0)
 	case "fsopen":
 		var fd int
 		fd, err = unix.Fsopen(o.FSType, unix.FSOPEN_CLOEXEC)

@@ -116,19 +116,43 @@ type layout struct {
 
 	// protected: /proc, /sys and what the runtime mounted on them.
 	protected map[mountKey]bool
-	// readOnly: every mount that started read-only.
-	readOnly map[mountKey]bool
+	// readOnly: every mount that started read-only; readOnlyRoots: for
+	// each of their filesystems, the roots those mounts show.
+	readOnly      map[mountKey]bool
+	readOnlyRoots map[string][]string
 	// The filesystems those are on: a path on any other cannot be one of
 	// them, which spares reading the caller's mountinfo.
 	protectedDevs, readOnlyDevs map[string]bool
 }
 
-// isProtected and isReadOnly match by key, so the copies in another mount
-// namespace (unshare -m) are the originals too, while the same views
-// mounted elsewhere (a new procfs at /tmp/p) are not.
+// isProtected matches by key, so the copies in another mount namespace
+// (unshare -m) are the originals too, while the same views mounted
+// elsewhere (a new procfs at /tmp/p) are not.
 func (l *layout) isProtected(m mountEntry) bool { return l != nil && l.protected[m.key()] }
 
-func (l *layout) isReadOnly(m mountEntry) bool { return l != nil && l.readOnly[m.key()] }
+// isReadOnly: m shows what a mount that started read-only shows, or part
+// of it. Not only the original and its copies in other mount namespaces:
+// a bind of it anywhere (mount --bind /ro /tmp/x, which the kernel makes
+// read-only too), that could otherwise be made writable in its place.
+func (l *layout) isReadOnly(m mountEntry) bool {
+	if l == nil {
+		return false
+	}
+	if l.readOnly[m.key()] {
+		return true
+	}
+	for _, r := range l.readOnlyRoots[m.dev] {
+		if underRoot(m.root, r) {
+			return true
+		}
+	}
+	return false
+}
+
+// underRoot: p is root or below it (paths inside one filesystem).
+func underRoot(p, root string) bool {
+	return root == "/" || p == root || strings.HasPrefix(p, root+"/")
+}
 
 func (l *layout) protectedDev(dev string) bool { return l != nil && l.protectedDevs[dev] }
 
@@ -138,13 +162,14 @@ func (l *layout) readOnlyDev(dev string) bool { return l != nil && l.readOnlyDev
 // views are the container paths of its views (Views.Mounts).
 func buildLayout(ms []mountEntry, views map[string]bool) *layout {
 	l := &layout{
-		protected: map[mountKey]bool{}, readOnly: map[mountKey]bool{},
+		protected: map[mountKey]bool{}, readOnly: map[mountKey]bool{}, readOnlyRoots: map[string][]string{},
 		protectedDevs: map[string]bool{}, readOnlyDevs: map[string]bool{},
 	}
 	for _, m := range ms {
 		if m.readOnly() {
 			l.readOnly[m.key()] = true
 			l.readOnlyDevs[m.dev] = true
+			l.readOnlyRoots[m.dev] = append(l.readOnlyRoots[m.dev], m.root)
 		}
 	}
 	l.procCovers = l.walk(ms, "/proc", "proc", views)

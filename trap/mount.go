@@ -109,6 +109,8 @@ func mount(c call) answer {
 			return continueCall // a recursive bind keeps the views
 		}
 		return bind(c)
+	case opMove:
+		return move(c)
 	case opNew:
 		fstype, err := c.str(2)
 		if err != nil {
@@ -159,6 +161,20 @@ func remount(c call, flags uint64) answer {
 	if t.mountRoot && t.found && l.isReadOnly(t.mount) {
 		c.s.log.Debug("refused remount read-write", "tid", c.tid(), "path", path, "mount", t.mount.point)
 		return errnoAnswer(unix.EPERM)
+	}
+	return continueCall
+}
+
+// move: the container's /proc, /sys and views stay where they are (EINVAL,
+// the kernel's answer for a locked mount).
+func move(c call) answer {
+	src, err := c.str(0)
+	if err != nil {
+		return continueCall
+	}
+	if m, ok := c.protectedAt(unix.AT_FDCWD, src, true, false); ok {
+		c.s.log.Debug("refused move", "tid", c.tid(), "source", src, "mount", m.point)
+		return errnoAnswer(unix.EINVAL)
 	}
 	return continueCall
 }

@@ -15,9 +15,25 @@ type target struct {
 	mountRoot bool   // the path is its mount's root (what umount needs)
 	fsType    int64  // statfs f_type, if asked for (0 if not)
 	// mount is the mount the path lands on, from the caller's mountinfo;
-	// read only when asked for (found says whether it was).
+	// read only when asked for (found says whether it was; not found: a
+	// detached mount, from open_tree). all: the whole mountinfo then.
 	mount mountEntry
 	found bool
+	all   []mountEntry
+}
+
+// below lists t.mount and every mount under it (what AT_RECURSIVE covers).
+func (t target) below() []mountEntry {
+	out := []mountEntry{t.mount}
+	in := map[int]bool{t.mount.id: true}
+	for _, m := range t.all {
+		// mountinfo lists parents before their children.
+		if in[m.parent] && !in[m.id] {
+			in[m.id] = true
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // resolve looks path up the way the caller's own call would: in its mount
@@ -26,12 +42,28 @@ type target struct {
 // callers spare). If want says the filesystem (t.dev, t.fsType) is of
 // interest, the mount is looked up in the caller's mountinfo too.
 func resolve(c call, dirfd int32, path string, follow, withType bool, want func(t target) bool) (target, error) {
+	return resolveAt(c, dirfd, path, follow, withType, false, want)
+}
+
+// resolveAt is resolve where, if emptyPath (AT_EMPTY_PATH and its kin), an
+// empty path names dirfd itself.
+func resolveAt(c call, dirfd int32, path string, follow, withType, emptyPath bool, want func(t target) bool) (target, error) {
 	var t target
 	var stx unix.Statx_t
 	var fs unix.Statfs_t
 	arg, err := openPathArg(c.tid(), path)
 	if err != nil {
 		return t, err
+	}
+	if path == "" && emptyPath {
+		// The file dirfd names (AT_EMPTY_PATH), through the host's /proc.
+		base := "cwd"
+		if dirfd != unix.AT_FDCWD {
+			base = fmt.Sprintf("fd/%d", dirfd)
+		}
+		if arg.fd, err = unix.Open(fmt.Sprintf("/proc/%d/%s", c.tid(), base), unix.O_PATH|unix.O_CLOEXEC, 0); err != nil {
+			return t, err
+		}
 	}
 	if arg.fd >= 0 {
 		stx, fs, err = statMount(arg.fd, withType)
@@ -67,6 +99,7 @@ func resolve(c call, dirfd int32, path string, follow, withType bool, want func(
 		return t, err
 	}
 	t.mount, t.found = findMount(ms, int(t.mntID))
+	t.all = ms
 	return t, nil
 }
 

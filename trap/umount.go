@@ -16,29 +16,37 @@ func init() {
 // put them; anything else (what the container mounted itself, a procfs the
 // agent made for it) unmounts as usual.
 func umount2(c call) answer {
-	l := c.s.layout()
 	path, err := c.str(0)
 	if err != nil {
 		return continueCall
 	}
+	flags := int(c.arg(1))
+	if m, ok := c.protectedAt(unix.AT_FDCWD, path, flags&unix.UMOUNT_NOFOLLOW == 0, false); ok {
+		c.s.log.Debug("refused umount", "tid", c.tid(), "path", path, "mount", m.point)
+		return errnoAnswer(unix.EBUSY)
+	}
+	return continueCall
+}
+
+// protectedAt reports whether the mount at (dirfd, path), as the caller
+// sees it, is one of the container's /proc, /sys, their covers and views,
+// or a copy of one in another mount namespace: what must stay in place.
+func (c call) protectedAt(dirfd int32, path string, follow, emptyPath bool) (mountEntry, bool) {
+	l := c.s.layout()
 	views := c.s.views()
 	viewDev := ""
 	if len(views) > 0 {
+		var err error
 		if viewDev, err = c.s.ct.sources.dev(views[0].Source); err != nil {
 			c.s.log.Debug("find the views' device", "err", err)
 		}
 	}
-	flags := int(c.arg(1))
 	want := func(t target) bool { return l.protectedDev(t.dev) || t.dev == viewDev }
-	t, err := resolve(c, unix.AT_FDCWD, path, flags&unix.UMOUNT_NOFOLLOW == 0, false, want)
-	if err != nil || !t.mountRoot {
-		return continueCall // the kernel gives the same error, or EINVAL
+	t, err := resolveAt(c, dirfd, path, follow, false, emptyPath, want)
+	if err != nil || !t.mountRoot || !t.found {
+		return mountEntry{}, false // the kernel gives the same error, or EINVAL
 	}
-	if t.found && (l.isProtected(t.mount) || isViewOf(views, t.mount)) {
-		c.s.log.Debug("refused umount", "tid", c.tid(), "path", path, "mount", t.mount.point)
-		return errnoAnswer(unix.EBUSY)
-	}
-	return continueCall
+	return t.mount, l.isProtected(t.mount) || isViewOf(views, t.mount)
 }
 
 // isViewOf reports whether m is one of views where the runtime put it (or

@@ -127,6 +127,28 @@ func TestBuildLayout(t *testing.T) {
 	if l.isReadOnly(byPoint["/"]) || l.isReadOnly(byPoint["/proc"]) {
 		t.Error("rw mounts read-only")
 	}
+	// A bind of (part of) a read-only mount elsewhere is read-only for
+	// good too; another part of the same filesystem is not.
+	for _, m := range []mountEntry{
+		{dev: "253:1", root: "/var/lib/docker/volumes/data", point: "/tmp/x"},
+		{dev: "253:1", root: "/var/lib/docker/volumes/data/sub", point: "/tmp/y"},
+		{dev: "0:121", root: "/bus/pci", point: "/tmp/z"},
+		{dev: "0:126", root: "/", point: "/tmp/acpi"},
+	} {
+		if !l.isReadOnly(m) {
+			t.Errorf("copy %+v not read-only", m)
+		}
+	}
+	for _, m := range []mountEntry{
+		{dev: "253:1", root: "/var/lib/docker/volumes/database", point: "/tmp/x"},
+		{dev: "253:1", root: "/var/lib/docker", point: "/tmp/x"},
+		{dev: "0:121", root: "/", point: "/tmp/p"},
+		{dev: "0:121", root: "/busy", point: "/tmp/p"},
+	} {
+		if l.isReadOnly(m) {
+			t.Errorf("%+v read-only", m)
+		}
+	}
 	if !l.protectedDev("0:60") || !l.protectedDev("0:6") || l.protectedDev("0:129") {
 		t.Error("protectedDev")
 	}
