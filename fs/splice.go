@@ -26,28 +26,27 @@ import (
 // sendfile readers got NUL padding in a third of its reads. A size left
 // shrunk truncates the next read of a longer content. Both are silent.
 //
-// So the daemon makes sendfile fail instead of lie: files report a size, as
-// sysfs does, so that splice asks (pageSize for what fits in a page, which
-// tools treat as an estimate: wc, tail, cp and Python read to EOF), and a
-// read that comes from the page cache is refused with EINVAL, which
-// sendfile(2) documents for a file it cannot copy from. Its callers fall
-// back to read(2): busybox (any sendfile error), Go's io.Copy, Python's
-// shutil, Rust's io::copy. A raw sendfile caller gets the error, never
-// wrong data.
+// So the daemon makes sendfile fail instead of lie: files report a size,
+// so that splice asks, and a read that comes from the page cache is refused
+// with EINVAL, which sendfile(2) documents for a file it cannot copy from.
+// Its callers fall back to read(2): busybox (any sendfile error), Go's
+// io.Copy, Python's shutil, Rust's io::copy. A raw sendfile caller gets the
+// error, never wrong data.
+//
+// The size is sysfs's convention, a page, for a content that fits in one:
+// tools take it for an estimate and read to EOF (coreutils' wc and tail say
+// so; cp stops at EOF). A larger content (cpuinfo, stat or diskstats on a
+// big host) reports its length when the attributes were made (at most
+// attrTTL ago): a page would make tail -n read only the first one and cp
+// copy only that.
 
 // pageSize is the size a generated file reports when its content fits in a
-// page: sysfs's convention for its attribute files.
+// page.
 const pageSize = 4096
 
-// fileSize is what a generated file of n bytes reports: a page, or for a
-// larger content (cpuinfo or stat on a big host) its length rounded up to
-// pages with room to grow, so that tail, which reads back from the reported
-// end, still starts within the content.
+// fileSize is what a generated file of n bytes reports.
 func fileSize(n int) uint64 {
-	if n < pageSize*3/4 {
-		return pageSize
-	}
-	return uint64(n+n/4+pageSize-1) / pageSize * pageSize
+	return uint64(max(n, pageSize))
 }
 
 // readKind is where a FUSE read comes from.

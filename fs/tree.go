@@ -36,7 +36,7 @@ type node struct {
 	read     func() ([]byte, error)
 	write    func(off int64, data []byte) error // nil: read-only
 	// sized: the content can outgrow a page, so its size is reported
-	// from a render (see fileSize).
+	// from a render (see fileSize in splice.go).
 	sized  bool
 	list   func() ([]dirent, error)
 	target string
