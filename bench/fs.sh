@@ -3,6 +3,11 @@
 # of /proc/uptime and /proc/meminfo inside a sysbox-runc container (the fs
 # daemon's FUSE views), inside a runc container (the kernel's procfs), and
 # through lxcfs (Debian's package) on the host. p50 and p99, with ratios.
+#
+# With SYSBOX_FS_SOCKET (and SYSBOX_TRAP_SOCKET) set, the sysbox case runs
+# through the runtime itself (SYSBOX_BIN, default bin/sysbox: `runc run` on
+# a bundle made from the image) against the fs daemon on that socket: how to
+# measure a daemon of one's own while the installed one serves others.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -13,7 +18,11 @@ docker=${DOCKER:-$(command -v /usr/bin/docker || command -v docker)}
 work=$(mktemp -d /tmp/sysbox-bench-fs.XXXXXX)
 chmod 755 "$work"
 lxcfs_pid=""
+bundle_id=""
 cleanup() {
+	if [ -n "$bundle_id" ]; then
+		"$sysbox_bin" runc --root "$work/state" delete -f "$bundle_id" >/dev/null 2>&1 || true
+	fi
 	if [ -n "$lxcfs_pid" ]; then
 		kill "$lxcfs_pid" 2>/dev/null || true
 		wait "$lxcfs_pid" 2>/dev/null || true
@@ -36,7 +45,29 @@ measure() { # label, command...
 	done < <("$@")
 }
 measure "runc (kernel procfs)" "$docker" run --rm --network none --runtime runc -v "$work/procread:/procread:ro" "$image" /procread -n "$n" $files
-measure "sysbox-runc (sysbox-fs)" "$docker" run --rm --network none --runtime sysbox-runc -v "$work/procread:/procread:ro" "$image" /procread -n "$n" $files
+sysbox_bin=${SYSBOX_BIN:-$top/bin/sysbox}
+# sysbox_bundle runs procread in a bundle through the runtime directly.
+sysbox_bundle() {
+	local b=$work/bundle cid
+	mkdir -p "$b/rootfs"
+	cid=$("$docker" create "$image" true)
+	"$docker" export "$cid" | tar -C "$b/rootfs" -x
+	"$docker" rm "$cid" >/dev/null
+	cp "$work/procread" "$b/rootfs/procread"
+	"$sysbox_bin" runc spec --bundle "$b"
+	# shellcheck disable=SC2086 # $files is a list
+	jq --arg n "$n" '.process.args = ["/procread", "-n", $n] + $ARGS.positional | .process.terminal = false | .root.readonly = false' \
+		--args $files <"$b/config.json" >"$b/config.new"
+	mv "$b/config.new" "$b/config.json"
+	"$sysbox_bin" runc --root "$work/state" run --bundle "$b" "$bundle_id" </dev/null
+	"$sysbox_bin" runc --root "$work/state" delete -f "$bundle_id" >/dev/null 2>&1 || true
+}
+if [ -n "${SYSBOX_FS_SOCKET:-}" ]; then
+	bundle_id=bench-fs-$$
+	measure "sysbox-runc (sysbox-fs)" sysbox_bundle
+else
+	measure "sysbox-runc (sysbox-fs)" "$docker" run --rm --network none --runtime sysbox-runc -v "$work/procread:/procread:ro" "$image" /procread -n "$n" $files
+fi
 if command -v lxcfs >/dev/null; then
 	mkdir -p "$work/lxcfs"
 	lxcfs "$work/lxcfs" >"$work/lxcfs.log" 2>&1 &
