@@ -136,16 +136,27 @@ func checkDisjoint(t *testing.T, a *allocator) {
 // newTestManager is a manager over a real bbolt file, without a daemon.
 func newTestManager(t testing.TB, dbPath string, blocks uint64) *manager {
 	t.Helper()
-	st, recs, _, err := openStore(dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := newManager(config{DataRoot: filepath.Dir(dbPath), RangeSize: BlockSize, PoolStart: 100000, PoolSize: blocks * BlockSize}, st, recs)
+	m, err := openTestManager(dbPath, blocks)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.st.close() })
 	return m
+}
+
+// openTestManager is newTestManager for a process with no testing.T (the
+// child TestCrashMidway kills).
+func openTestManager(dbPath string, blocks uint64) (*manager, error) {
+	st, recs, _, err := openStore(dbPath)
+	if err != nil {
+		return nil, err
+	}
+	m, err := newManager(config{DataRoot: filepath.Dir(dbPath), RangeSize: BlockSize, PoolStart: 100000, PoolSize: blocks * BlockSize}, st, recs)
+	if err != nil {
+		st.close()
+		return nil, err
+	}
+	return m, nil
 }
 
 func TestConcurrentAllocations(t *testing.T) {

@@ -27,17 +27,35 @@ func reportLatency(b *testing.B, ds []time.Duration) {
 	b.ReportMetric(float64(ds[len(ds)*99/100].Nanoseconds())/1e3, "p99-us")
 }
 
+// reportCommits closes the stores (the last commit) and adds how many
+// allocations each bbolt transaction carried, on average.
+func reportCommits(b *testing.B, ms ...*manager) {
+	var commits uint64
+	for _, m := range ms {
+		if err := m.st.close(); err != nil {
+			b.Fatal(err)
+		}
+		commits += m.st.commits.Load()
+	}
+	if commits > 0 {
+		b.ReportMetric(float64(b.N)/float64(commits), "allocs/commit")
+	}
+}
+
 // BenchmarkAllocate is one allocation at a time: the in-memory search and
-// one bbolt transaction, fsynced, on the disk that holds the test's temp dir
+// the journal write (no fsync), while the committer applies the journal to
+// bbolt in fsynced transactions on the disk that holds the test's temp dir
 // (set TMPDIR to measure another).
 func BenchmarkAllocate(b *testing.B) {
 	m := newTestManager(b, filepath.Join(b.TempDir(), "mgr.db"), 1<<16)
+	ms := []*manager{m}
 	ds := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if i > 0 && i%(1<<16) == 0 {
 			b.StopTimer()
 			m = newTestManager(b, filepath.Join(b.TempDir(), "mgr.db"), 1<<16)
+			ms = append(ms, m)
 			b.StartTimer()
 		}
 		t0 := time.Now()
@@ -48,10 +66,11 @@ func BenchmarkAllocate(b *testing.B) {
 	}
 	b.StopTimer()
 	reportLatency(b, ds)
+	reportCommits(b, ms...)
 }
 
 // BenchmarkAllocateParallel is many containers starting at once: concurrent
-// allocations share transactions.
+// allocations share the journal and the committer's transactions.
 func BenchmarkAllocateParallel(b *testing.B) {
 	m := newTestManager(b, filepath.Join(b.TempDir(), "mgr.db"), 1<<16)
 	var mu sync.Mutex
@@ -79,6 +98,7 @@ func BenchmarkAllocateParallel(b *testing.B) {
 	})
 	b.StopTimer()
 	reportLatency(b, ds)
+	reportCommits(b, m)
 }
 
 // BenchmarkRegister is the whole register call over the socket: allocation,

@@ -2,11 +2,14 @@
 // exclusive slice of host ids carved from the sysbox entry of /etc/subuid and
 // /etc/subgid, backs the dirs where inner engines keep overlayfs layers
 // (/var/lib/docker, …) with host dirs under the data root, keeps both in a
-// bbolt database that survives kill -9, and collects what a removed container
-// leaves behind. The runtime talks to it over the ipc socket (api.go there).
+// bbolt database behind a journal (a change survives kill -9 before it is
+// answered; bbolt commits follow in batches), and collects what a removed
+// container leaves behind. The runtime talks to it over the ipc socket
+// (api.go there).
 //
 // Files: cmd.go (flags, status command), daemon.go (lifecycle), manager.go
-// (the calls), alloc.go (id ranges), store.go (bbolt), dirs.go and copy.go
+// (the calls), alloc.go (id ranges), store.go (bbolt and the committer),
+// journal.go (the journal's format and why it is safe), dirs.go and copy.go
 // (special dirs), gc.go and watch.go (removal), mounts.go (mountinfo).
 package mgr
 

@@ -23,8 +23,16 @@ import (
 )
 
 // TestMain doubles as the daemon for tests that need a real process to
-// kill: SYSBOX_MGR_TEST_CMD holds a ServeCmd as JSON.
+// kill: SYSBOX_MGR_TEST_CMD holds a ServeCmd as JSON; and as the allocating
+// child of TestCrashMidway (SYSBOX_MGR_TEST_CRASH).
 func TestMain(m *testing.M) {
+	if s := os.Getenv("SYSBOX_MGR_TEST_CRASH"); s != "" {
+		if err := crashChild(s); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if s := os.Getenv("SYSBOX_MGR_TEST_CMD"); s != "" {
 		var c ServeCmd
 		if err := json.Unmarshal([]byte(s), &c); err != nil {
@@ -477,6 +485,9 @@ func TestDamagedDatabase(t *testing.T) {
 	garbage := bytes.Repeat([]byte("this is not a bbolt database\n"), 1000)
 	mustRun(t, func() error { return os.WriteFile(db, garbage, 0o600) })
 	before := sha256.Sum256(garbage)
+	// Its journal, with changes it never got: kept too.
+	journal := bytes.Join(frames(7, put("a", 100000), del("b")), nil)
+	writeJournal(t, db, 0, journal)
 
 	err := c.serve(context.Background(), nil)
 	if err == nil || !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), db) {
@@ -486,6 +497,12 @@ func TestDamagedDatabase(t *testing.T) {
 	after, rerr := os.ReadFile(db)
 	if rerr != nil || sha256.Sum256(after) != before {
 		t.Fatal("the damaged database was changed")
+	}
+	if after, err := os.ReadFile(journalPath(db, 0)); err != nil || !bytes.Equal(after, journal) {
+		t.Fatalf("the damaged database's journal was changed: %v", err)
+	}
+	if _, err := os.Stat(journalPath(db, 1)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a journal file was made next to a damaged database: %v", err)
 	}
 
 	// A valid file with a record bbolt can read but we cannot.
@@ -618,9 +635,9 @@ func TestCmdParse(t *testing.T) {
 	}
 }
 
-// TestKill9 registers containers from many clients into a daemon process,
-// kills it with SIGKILL midway, restarts it and checks that every answered
-// registration survived, and that no two containers share ids.
+// TestKill9 registers 1000 containers from 16 clients into a daemon
+// process, kills it with SIGKILL midway, restarts it and checks that every
+// answered registration survived, and that no two containers share ids.
 func TestKill9(t *testing.T) {
 	needRoot(t)
 	c := testCmd(t)
@@ -644,7 +661,7 @@ func TestKill9(t *testing.T) {
 	}
 	p := run()
 
-	const n = 300
+	const n = 1000
 	type result struct {
 		id   string
 		base uint32
@@ -657,7 +674,7 @@ func TestKill9(t *testing.T) {
 	close(ids)
 	b, r := bundle(t, "k")
 	done := make(chan struct{})
-	for range 8 {
+	for range 16 {
 		go func() {
 			defer func() { done <- struct{}{} }()
 			for id := range ids {
@@ -677,7 +694,7 @@ func TestKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = p.Wait()
-	for range 8 {
+	for range 16 {
 		<-done
 	}
 	close(acked)
