@@ -402,6 +402,9 @@ func (f *fsys) ReadSymlink(_ context.Context, op *fuseops.ReadSymlinkOp) error {
 	return nil
 }
 
+// maxRequest is the most data one FUSE request carries.
+const maxRequest = 128 << 10
+
 // mountFS mounts the view at dir: allow_other so containers' processes
 // reach it, default_permissions so the kernel checks the owners and modes
 // the view reports.
@@ -411,12 +414,15 @@ func mountFS(dir string, f *fsys) (*fuse.MountedFileSystem, error) {
 		Subtype:                 "sysboxfs",
 		Options:                 map[string]string{"allow_other": ""},
 		DisableWritebackCaching: true,
-		// Every op in flight holds a request buffer of a page plus MaxWrite,
-		// kept in a free list afterwards: the default 1 MiB would pin about
-		// a megabyte per concurrent reader. Writes here are a few bytes;
-		// reads stay up to 128 KiB per request (larger files take several).
-		MaxWrite: 16 << 10,
-		MaxPages: 32,
+		// Requests carry up to 128 KiB (larger files take several). Every
+		// op in flight holds a request buffer of a page plus MaxWrite, kept
+		// in a free list afterwards; ops are served on the reader (serve.go),
+		// so there are few. MaxWrite is as large as a read so that a read
+		// of any size gets its destination in that buffer, right after the
+		// request, where classifyRead finds the request (splice.go): with a
+		// smaller buffer a large page-cache read would go unrecognised.
+		MaxWrite: maxRequest,
+		MaxPages: maxRequest / pageSize,
 	}
 	return fuse.Mount(dir, f, cfg)
 }
