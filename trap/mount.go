@@ -20,7 +20,6 @@ func init() {
 const (
 	procMagic  = 0x9fa0
 	sysfsMagic = 0x62656572
-	fuseMagic  = 0x65735546
 )
 
 // mountOp is what a mount(2) call does, decided by its flags in the
@@ -241,10 +240,10 @@ func bind(c call) answer {
 	})
 }
 
-// mayMount is the kernel's check for a mount by the caller (cr: its
-// capabilities, readCaps): CAP_SYS_ADMIN
-// over its mount namespace and, if nsKind is set, over that namespace too
-// (the pid namespace a procfs shows, the network namespace of a sysfs).
+// mayMount is the kernel's check for a mount by the caller, whose
+// capabilities are cr (readCaps): CAP_SYS_ADMIN over its mount namespace
+// and, if nsKind is set, over that namespace too (the pid namespace a
+// procfs shows, the network namespace of a sysfs).
 func mayMount(tid int, cr creds, nsKind string) (bool, error) {
 	userNS, err := nsFile(tid, "user")
 	if err != nil {
