@@ -72,6 +72,7 @@ bench: build
 	bash bench/mgr.sh
 	bash bench/fs.sh
 	bash bench/system.sh
+	bash bench/trap.sh
 
 # demo: the README's main command. On a fresh Debian/Ubuntu host (root):
 # installs what is missing, builds, runs `sysbox install --docker`, builds

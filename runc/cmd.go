@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 
 	"github.com/alecthomas/kong"
@@ -57,6 +58,15 @@ type Cmd struct {
 func (c *Cmd) AfterApply(ctx *kong.Context) error {
 	if _, _, err := logging.Setup(logging.Options{File: c.Log, Format: c.LogFormat, Debug: c.Debug}); err != nil {
 		return err
+	}
+	// create changes into the bundle before it opens the state dir: a
+	// relative --root means the caller's directory, as with runc.
+	if c.Root != "" {
+		root, err := filepath.Abs(c.Root)
+		if err != nil {
+			return fmt.Errorf("--root %s: %w", c.Root, err)
+		}
+		c.Root = root
 	}
 	ctx.Bind(&c.Globals)
 	return nil

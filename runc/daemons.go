@@ -27,7 +27,7 @@ var (
 )
 
 // trappedSyscalls go to the fs daemon's seccomp agent.
-var trappedSyscalls = []string{"mount", "umount2", "mknod", "mknodat", "sysinfo", "fsopen"}
+var trappedSyscalls = []string{"mount", "umount2", "mknod", "mknodat", "sysinfo", "fsopen", "mount_setattr", "move_mount"}
 
 func envOr(k, def string) string {
 	if v := os.Getenv(k); v != "" {
