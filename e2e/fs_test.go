@@ -390,11 +390,17 @@ func TestFsSendfile(t *testing.T) {
 	})
 }
 
-// fsDaemonRSS is the running fs daemon's resident memory, in KiB (that of
-// the install the harness reuses, which keeps a pid file).
+// fsDaemonRSS is the running fs daemon's resident memory, in KiB: that of
+// the install the harness reuses, which keeps a pid file, or the one in
+// SYSBOX_E2E_FS_PIDFILE (an engine whose runtime is pointed at a daemon of
+// one's own with SYSBOX_FS_SOCKET).
 func fsDaemonRSS(t *testing.T) int {
 	t.Helper()
-	pid, err := os.ReadFile(ipc.RunDir + "/fs.pid")
+	pidFile := ipc.RunDir + "/fs.pid"
+	if f := os.Getenv("SYSBOX_E2E_FS_PIDFILE"); f != "" {
+		pidFile = f
+	}
+	pid, err := os.ReadFile(pidFile)
 	if err != nil {
 		t.Fatalf("fs daemon pid: %v", err)
 	}
