@@ -5,6 +5,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -381,5 +382,92 @@ func TestRuntimePodman(t *testing.T) {
 	out = strings.Join(kept, "\n")
 	if rootBase(t, out) < 100000 || !strings.Contains(out, "\n0\n") || !strings.Contains(out, "wrote") {
 		t.Errorf("podman run under sysbox-runc:\n%s", out)
+	}
+}
+
+// TestRuntimeNotifySocket: with NOTIFY_SOCKET set (Podman's
+// --sdnotify=container, a systemd unit running the runtime), the container
+// gets a socket of its own, and its READY=1 reaches the caller's socket with
+// the container's MAINPID, as runc relays it.
+func TestRuntimeNotifySocket(t *testing.T) {
+	needDaemons(t)
+	runcBin := filepath.Join(env.bin, "sysbox-runc")
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bundle := filepath.Join(dir, "bundle")
+	rootfs := filepath.Join(bundle, "rootfs")
+	if err := os.MkdirAll(rootfs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// systemd-notify comes with the system image.
+	cid := docker(t, "create", ImageSystem, "true")
+	t.Cleanup(func() { _, _ = runCmd(t, nil, env.dockerCLI, "rm", "-f", cid) })
+	run(t, "sh", "-c", env.dockerCLI+" export "+cid+" | tar -C "+rootfs+" -x")
+	run(t, runcBin, "spec", "--bundle", bundle)
+	var spec map[string]any
+	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil || json.Unmarshal(b, &spec) != nil {
+		t.Fatalf("spec wrote no valid config.json: %v", err)
+	}
+	proc := spec["process"].(map[string]any)
+	proc["terminal"] = false
+	proc["args"] = []string{"sh", "-c", "systemd-notify --ready && sleep 60"}
+	if b, err = json.Marshal(spec); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	sock := filepath.Join(dir, "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	root := filepath.Join(dir, "state")
+	const id = "e2e-notify"
+	t.Cleanup(func() { _, _ = runCmd(t, nil, runcBin, "--root", root, "delete", "--force", id) })
+	logf, err := os.Create(filepath.Join(dir, "ct.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(runcBin, "--root", root, "run", "-d", "--bundle", bundle, id)
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, logf, logf
+	done := make(chan error, 1)
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+
+	buf := make([]byte, 4096)
+	_ = conn.SetReadDeadline(time.Now().Add(60 * time.Second))
+	n, err := conn.Read(buf)
+	if err != nil {
+		out, _ := os.ReadFile(logf.Name())
+		t.Fatalf("no message on NOTIFY_SOCKET after %s: %v\nruntime and container output:\n%s", time.Since(start).Round(time.Millisecond), err, out)
+	}
+	msg := string(buf[:n])
+	if err := <-done; err != nil {
+		out, _ := os.ReadFile(logf.Name())
+		t.Fatalf("run -d: %v\n%s", err, out)
+	}
+	var st struct {
+		Pid    int    `json:"pid"`
+		Status string `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(run(t, runcBin, "--root", root, "state", id)), &st); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(msg, "READY=1") || !strings.Contains(msg, fmt.Sprintf("MAINPID=%d", st.Pid)) {
+		t.Errorf("NOTIFY_SOCKET got %q, want READY=1 and MAINPID=%d", msg, st.Pid)
+	}
+	if st.Status != "running" {
+		t.Errorf("after READY=1 the container is %s", st.Status)
 	}
 }

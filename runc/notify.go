@@ -12,6 +12,7 @@ import (
 
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/sysbox-dev/sysbox/internal/ipc"
 )
@@ -87,10 +88,9 @@ func listenNotify(id string) (*notifyRelay, error) {
 // wait relays until the container says READY=1 or stops running.
 func (n *notifyRelay) wait(ct *libcontainer.Container) error {
 	defer n.conn.Close()
-	buf := make([]byte, 4096)
 	for {
 		_ = n.conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-		k, err := n.conn.Read(buf)
+		msg, err := n.read()
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -101,14 +101,63 @@ func (n *notifyRelay) wait(ct *libcontainer.Container) error {
 			}
 			return err
 		}
-		for _, line := range bytes.Split(buf[:k], []byte("\n")) {
-			if bytes.Equal(bytes.TrimSpace(line), []byte("READY=1")) {
-				return n.ready(ct)
+		if !hasLine(msg, "READY=1") {
+			continue
+		}
+		err = n.ready(ct)
+		// sd_notify_barrier (systemd-notify --ready sends one right after
+		// READY=1): the sender waits until its fd is closed, which read
+		// does; a barrier that comes later finds the socket gone, and its
+		// sender an error.
+		_ = n.conn.SetReadDeadline(time.Now().Add(barrierWait))
+		for {
+			if _, rerr := n.read(); rerr != nil {
+				break
 			}
 		}
+		return err
 	}
 }
 
+// barrierWait is how long the relay stays after READY=1 for the
+// sender's barrier.
+const barrierWait = 50 * time.Millisecond
+
+// read returns one datagram from the container, closing any fds it
+// carried: a BARRIER=1's fd closed is the barrier's answer.
+func (n *notifyRelay) read() ([]byte, error) {
+	buf := make([]byte, 4096)
+	oob := make([]byte, unix.CmsgSpace(16*4))
+	k, oobn, _, _, err := n.conn.ReadMsgUnix(buf, oob)
+	if err != nil {
+		return nil, err
+	}
+	if oobn > 0 {
+		if cms, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+			for _, cm := range cms {
+				if fds, err := unix.ParseUnixRights(&cm); err == nil {
+					for _, fd := range fds {
+						unix.Close(fd)
+					}
+				}
+			}
+		}
+	}
+	return buf[:k], nil
+}
+
+func hasLine(msg []byte, want string) bool {
+	for _, line := range bytes.Split(msg, []byte("\n")) {
+		if string(bytes.TrimSpace(line)) == want {
+			return true
+		}
+	}
+	return false
+}
+
+// ready passes READY=1 on with the container's MAINPID, then waits on a
+// barrier so that the receiver (systemd) has read it while this process,
+// in the unit's cgroup, still exists.
 func (n *notifyRelay) ready(ct *libcontainer.Container) error {
 	st, err := ct.State()
 	if err != nil {
@@ -123,6 +172,40 @@ func (n *notifyRelay) ready(ct *libcontainer.Container) error {
 		return fmt.Errorf("host notify socket %s: %w", n.host, err)
 	}
 	defer c.Close()
-	_, err = c.Write([]byte("READY=1\nMAINPID=" + strconv.Itoa(st.InitProcessPid) + "\n"))
-	return err
+	if _, err := c.Write([]byte("READY=1\nMAINPID=" + strconv.Itoa(st.InitProcessPid) + "\n")); err != nil {
+		return err
+	}
+	notifyBarrier(c, hostBarrierWait)
+	return nil
+}
+
+// hostBarrierWait bounds the wait for the host's receiver to take the
+// barrier: a receiver that never reads must not hold the runtime.
+const hostBarrierWait = 2 * time.Second
+
+// notifyBarrier sends BARRIER=1 with the write end of a pipe and waits,
+// at most timeout, until the receiver closes it. Best effort: a receiver
+// that does not know barriers got READY=1 already.
+func notifyBarrier(c *net.UnixConn, timeout time.Duration) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return
+	}
+	defer unix.Close(p[0])
+	_, _, err := c.WriteMsgUnix([]byte("BARRIER=1\n"), unix.UnixRights(p[1]), nil)
+	unix.Close(p[1])
+	if err != nil {
+		return
+	}
+	fds := []unix.PollFd{{Fd: int32(p[0]), Events: unix.POLLHUP}}
+	deadline := time.Now().Add(timeout)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return
+		}
+		if _, err := unix.Poll(fds, int(left.Milliseconds())+1); err != unix.EINTR {
+			return
+		}
+	}
 }
