@@ -79,12 +79,10 @@ ref_fixup() { # name
 	"$docker" exec "$1" sh -c 'for m in $(awk "\$9 ~ /^cgroup/ {print \$5}" /proc/self/mountinfo); do mount -o remount,rw,bind "$m"; done; mount -o remount,rw /sys/fs/cgroup' >/dev/null
 }
 
-# boot kind run-number: prints the ms to running/degraded; leaves the
-# container running (name in $work/last).
+# boot kind name: prints the ms to running/degraded; leaves the container
+# running. (It runs in a subshell: the caller records the name for cleanup.)
 boot() {
-	local kind=$1 n=$2 name start state
-	name=sysbox-bench-$kind-$$-$n
-	names+=("$name")
+	local kind=$1 name=$2 start state
 	local flags=()
 	if [ "$kind" = sysbox ]; then
 		flags=(--runtime=sysbox-runc)
@@ -106,7 +104,6 @@ boot() {
 		;;
 	esac
 	ms "$start" "$(now)"
-	echo "$name" >"$work/last"
 }
 
 # inner kind name: waits for the inner engine, loads the small image, then
@@ -137,8 +134,9 @@ done
 for n in $(seq 1 "$runs"); do
 	# Alternate so both see the same machine state.
 	for kind in sysbox ref; do
-		t=$(boot "$kind" "$n")
-		name=$(cat "$work/last")
+		name=sysbox-bench-$kind-$$-$n
+		names+=("$name")
+		t=$(boot "$kind" "$name")
 		boots[$kind]+="$t"$'\n'
 		printf '%-7s boot %2d: %6d ms\n' "$kind" "$n" "$t"
 		if [ "$n" = 1 ]; then
