@@ -283,21 +283,9 @@ func TestRuntimeBundle(t *testing.T) {
 		t.Helper()
 		return runCmd(t, nil, runcBin, append([]string{"--root", root}, args...)...)
 	}
-	run(t, runcBin, "spec", "--bundle", bundle)
-	var spec map[string]any
-	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
-	if err != nil || json.Unmarshal(b, &spec) != nil {
-		t.Fatalf("spec wrote no valid config.json: %v", err)
-	}
+	spec, write := newSpec(t, bundle)
 	proc := spec["process"].(map[string]any)
-	proc["terminal"] = false
 	proc["args"] = []string{"sh", "-c", "cat /proc/self/uid_map; exit 7"}
-	write := func() {
-		b, _ := json.Marshal(spec)
-		if err := os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 	write()
 	out, err := rtErr("run", "--bundle", bundle, "r1")
 	var ee *exec.ExitError
@@ -385,6 +373,29 @@ func TestRuntimePodman(t *testing.T) {
 	}
 }
 
+// newSpec writes `sysbox-runc spec`'s template into bundle and returns it
+// (terminal off) with what writes it back after changes.
+func newSpec(t *testing.T, bundle string) (map[string]any, func()) {
+	t.Helper()
+	run(t, filepath.Join(env.bin, "sysbox-runc"), "spec", "--bundle", bundle)
+	var spec map[string]any
+	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil || json.Unmarshal(b, &spec) != nil {
+		t.Fatalf("spec wrote no valid config.json: %v", err)
+	}
+	spec["process"].(map[string]any)["terminal"] = false
+	return spec, func() {
+		t.Helper()
+		b, err := json.Marshal(spec)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o644)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestRuntimeNotifySocket: with NOTIFY_SOCKET set (Podman's
 // --sdnotify=container, a systemd unit running the runtime), the container
 // gets a socket of its own, and its READY=1 reaches the caller's socket with
@@ -405,21 +416,9 @@ func TestRuntimeNotifySocket(t *testing.T) {
 	cid := docker(t, "create", ImageSystem, "true")
 	t.Cleanup(func() { _, _ = runCmd(t, nil, env.dockerCLI, "rm", "-f", cid) })
 	run(t, "sh", "-c", env.dockerCLI+" export "+cid+" | tar -C "+rootfs+" -x")
-	run(t, runcBin, "spec", "--bundle", bundle)
-	var spec map[string]any
-	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
-	if err != nil || json.Unmarshal(b, &spec) != nil {
-		t.Fatalf("spec wrote no valid config.json: %v", err)
-	}
-	proc := spec["process"].(map[string]any)
-	proc["terminal"] = false
-	proc["args"] = []string{"sh", "-c", "systemd-notify --ready && sleep 60"}
-	if b, err = json.Marshal(spec); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	spec, write := newSpec(t, bundle)
+	spec["process"].(map[string]any)["args"] = []string{"sh", "-c", "systemd-notify --ready && sleep 60"}
+	write()
 
 	sock := filepath.Join(dir, "notify.sock")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
