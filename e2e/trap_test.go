@@ -500,7 +500,8 @@ exec sleep 3600
 // runs. The container keeps running; its trapped calls fail with an errno
 // (ENOSYS: no agent holds the notify fd any more) instead of hanging; a new
 // container cannot start while the daemon is down and says why; after a
-// restart new containers work (their calls trapped again).
+// restart the old container's views and exec work again (the daemon took it
+// back) and new containers work (their calls trapped again).
 func TestTrapFsDaemonKilled(t *testing.T) {
 	needDaemons(t, "sysbox-mgr")
 	f := newPrivateFs(t)
@@ -619,6 +620,16 @@ func TestTrapFsDaemonKilled(t *testing.T) {
 	}
 	if initPid() != pid {
 		t.Errorf("the container's init changed")
+	}
+	// But the restarted daemon took the container back: fresh views over
+	// the dead ones, so its /proc reads and exec work again, and what an
+	// exec starts is trapped by the new agent.
+	out, err = f.runtimeCmd(state, "exec", id, "sh", "-c",
+		"head -c 100 /proc/uptime && head -1 /proc/meminfo && cat /proc/sys/kernel/pid_max && mkdir -p /tmp/q && mount -t proc proc /tmp/q && grep -c ' /tmp/q/uptime ' /proc/self/mountinfo").CombinedOutput()
+	if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); err != nil || len(lines) != 4 || lines[3] != "1" || !strings.HasPrefix(lines[1], "MemTotal:") {
+		t.Errorf("exec in the old container after the restart: %v, want its views and a trapped procfs mount:\n%s", err, out)
+	} else if up, perr := strconv.ParseFloat(strings.Fields(lines[0])[0], 64); perr != nil || up > time.Since(start).Seconds()+60 {
+		t.Errorf("old container's /proc/uptime after the restart = %q, want its own", lines[0])
 	}
 	// A new container is served by the new agent.
 	id3 := "e2e-trapkill-" + unique()

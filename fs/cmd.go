@@ -39,6 +39,7 @@ import (
 type Cmd struct {
 	Mountpoint string `default:"/var/lib/sysboxfs" help:"Where the FUSE view is mounted (a directory per container)."`
 	Socket     string `default:"/run/sysbox/fs.sock" help:"API socket the runtime registers containers on."`
+	StateDir   string `name:"state-dir" help:"Where the daemon keeps a record of each running container, to take them back after a restart (default: fs-state beside --socket)."`
 	TrapSocket string `name:"trap-socket" default:"/run/sysbox/seccomp.sock" help:"Socket of the seccomp agent that handles mount, umount2, mknod and sysinfo for containers (OCI seccomp-agent protocol); empty to run without it."`
 	Log        string `help:"Log file (default: stderr)."`
 	LogFormat  string `name:"log-format" enum:"text,json" default:"text" help:"Log format: text or json."`
@@ -62,6 +63,13 @@ func (c *Cmd) Run() error {
 		return err
 	}
 	defer srv.close()
+	srv.d.stateDir = c.StateDir
+	if srv.d.stateDir == "" {
+		srv.d.stateDir = filepath.Join(filepath.Dir(c.Socket), "fs-state")
+	}
+	// Before the API answers: a runtime's register must not race the
+	// record of the same container.
+	srv.d.recoverContainers()
 	ln, err := ipc.Listen(c.Socket)
 	if err != nil {
 		return err

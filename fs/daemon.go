@@ -22,6 +22,9 @@ type daemon struct {
 	// joined a container's namespace shows that namespace's values.
 	nsProc string
 	self   nsSet
+	// stateDir keeps a record of each started container, so that a
+	// restarted daemon takes them back (recover.go); "" for none.
+	stateDir string
 
 	mu         sync.RWMutex
 	containers map[string]*container
@@ -156,6 +159,7 @@ func (d *daemon) started(_ context.Context, r ipc.FsStarted) (ipc.Empty, error) 
 		return ipc.Empty{}, fmt.Errorf("container %q: %w", r.ID, err)
 	}
 	go c.runLoad(d.host.proc)
+	d.saveRecord(c, r.Cgroups)
 	slog.Debug("started", "id", r.ID, "pid", r.Pid, "cgroups", r.Cgroups)
 	return ipc.Empty{}, nil
 }
@@ -167,6 +171,7 @@ func (d *daemon) unregister(_ context.Context, r ipc.MgrID) (ipc.Empty, error) {
 	c := d.containers[r.ID]
 	delete(d.containers, r.ID)
 	d.mu.Unlock()
+	d.dropRecord(r.ID)
 	if c != nil {
 		c.close()
 		slog.Debug("unregistered", "id", r.ID)

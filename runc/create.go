@@ -14,6 +14,7 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/sysbox-dev/sysbox/internal/ipc"
+	"github.com/sysbox-dev/sysbox/internal/viewmount"
 )
 
 // createFlags are shared by create and run.
@@ -268,7 +269,7 @@ func startContainer(g *Globals, f *createFlags, act action, detach, subreaper bo
 			if opts.NoFS {
 				views = nil
 			}
-			if err := mountViews(pid, views, rootUID, rootGID); err != nil {
+			if err := viewmount.Mount(pid, views, rootUID, rootGID, false); err != nil {
 				return err
 			}
 			if opts.NoFS {

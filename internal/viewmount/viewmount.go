@@ -1,4 +1,8 @@
-package runc
+// Package viewmount binds the fs daemon's views over their paths inside a
+// running container's mount namespace: the runtime does it once the rootfs
+// is built, and the fs daemon does it again over dead views when it comes
+// back after a restart.
+package viewmount
 
 import (
 	"errors"
@@ -13,17 +17,19 @@ import (
 	"github.com/sysbox-dev/sysbox/internal/ipc"
 )
 
-// mountViews binds the fs daemon's views over their paths in the mount
-// namespace of the container's init, once libcontainer has built its
-// rootfs and before the user's process runs. libcontainer refuses bind
-// mounts inside /proc (/proc/sys, /proc/uptime…), so they cannot be spec
-// mounts.
+// Mount binds the fs daemon's views over their paths in the mount
+// namespace of the container's init pid. The runtime calls it once
+// libcontainer has built the rootfs and before the user's process runs:
+// libcontainer refuses bind mounts inside /proc (/proc/sys, /proc/uptime…),
+// so they cannot be spec mounts. With replace, whatever is mounted at a
+// view's path is detached first (the dead views of an fs daemon that was
+// restarted, and what was mounted on them).
 //
 // It also puts an empty read-only tmpfs on the mount points of the kernel
 // filesystems a user namespace cannot mount (kernelStubs), so that systemd
 // finds them mounted (and reaches "running", not "degraded") instead of
 // failing to mount debugfs and tracefs there.
-func mountViews(pid int, views []ipc.FsMount, rootUID, rootGID uint32) error {
+func Mount(pid int, views []ipc.FsMount, rootUID, rootGID uint32, replace bool) error {
 	// Clone the sources here, where the daemon's mount is visible.
 	fds := make([]int, 0, len(views))
 	defer func() {
@@ -58,6 +64,13 @@ func mountViews(pid int, views []ipc.FsMount, rootUID, rootGID uint32) error {
 			return
 		}
 		for i, v := range views {
+			if replace {
+				// A dead FUSE mount answers ENOTCONN to everything but
+				// its unmount. EINVAL: nothing mounted there.
+				if err := unix.Unmount(v.Dest, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+					slog.Warn("detach a view", "path", v.Dest, "err", err)
+				}
+			}
 			if _, err := os.Lstat(v.Dest); err != nil {
 				if errors.Is(err, os.ErrNotExist) {
 					slog.Debug("view target absent in the container", "path", v.Dest)

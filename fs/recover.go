@@ -1,0 +1,160 @@
+package fs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/sysbox-dev/sysbox/internal/ipc"
+	"github.com/sysbox-dev/sysbox/internal/viewmount"
+)
+
+// A restarted fs daemon (an upgrade, a crash) takes its running containers
+// back. When the old daemon went, its FUSE connection went with it, and
+// every view bound in a container answers ENOTCONN: /proc/uptime and
+// /proc/sys fail, and `docker exec` too (libcontainer reads
+// /proc/sys/kernel/cap_last_cap). So each started container leaves a
+// record in the state dir; at start the daemon registers the containers
+// whose init still runs and binds fresh views over the dead ones.
+//
+// What does not come back: the values a container wrote to its emulated
+// sysctls (they start from the host's again), and the trap agent's
+// sessions. The notify fd of a seccomp filter goes to the agent once, when
+// the filter is installed, so the processes that were running keep getting
+// ENOSYS for trapped calls; processes started afterwards (docker exec) get
+// a new filter and the new agent.
+
+// record is what the daemon keeps of a started container.
+type record struct {
+	ID       string            `json:"id"`
+	UIDBase  uint32            `json:"uidBase"`
+	GIDBase  uint32            `json:"gidBase"`
+	Hostname string            `json:"hostname,omitempty"`
+	Pid      int               `json:"pid"`
+	Start    uint64            `json:"start"` // the init's start time, against a reused pid
+	Cgroups  map[string]string `json:"cgroups"`
+}
+
+func (d *daemon) recordPath(id string) string {
+	return filepath.Join(d.stateDir, id+".json")
+}
+
+// saveRecord writes c's record (best effort: without it only a restart of
+// this daemon loses the container).
+func (d *daemon) saveRecord(c *container, cgroups map[string]string) {
+	if d.stateDir == "" {
+		return
+	}
+	c.mu.Lock()
+	r := record{ID: c.id, UIDBase: c.uid, GIDBase: c.gid, Hostname: c.hostname, Pid: c.pid, Cgroups: cgroups}
+	c.mu.Unlock()
+	start, err := d.startTime(r.Pid)
+	if err == nil {
+		var b []byte
+		if b, err = json.Marshal(r.withStart(start)); err == nil {
+			err = writeFileAtomic(d.recordPath(r.ID), b)
+		}
+	}
+	if err != nil {
+		slog.Warn("keep a record of the container for a restart of sysbox-fs", "id", r.ID, "err", err)
+	}
+}
+
+func (r record) withStart(s uint64) record { r.Start = s; return r }
+
+func (d *daemon) dropRecord(id string) {
+	if d.stateDir == "" {
+		return
+	}
+	if err := os.Remove(d.recordPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		slog.Warn("remove the container's record", "id", id, "err", err)
+	}
+}
+
+func (d *daemon) startTime(pid int) (uint64, error) {
+	b, err := readSmall(fmt.Sprintf("%s/%d/stat", d.host.proc, pid))
+	if err != nil {
+		return 0, err
+	}
+	st, ok := parseProcStat(b)
+	if !ok {
+		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	return st.startTime, nil
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// recoverContainers takes back the containers the records name whose init
+// still runs, and forgets the others. It needs the FUSE view served.
+func (d *daemon) recoverContainers() {
+	if d.stateDir == "" {
+		return
+	}
+	ents, err := os.ReadDir(d.stateDir)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			slog.Warn("read the containers' records", "dir", d.stateDir, "err", err)
+		}
+		return
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if !strings.HasSuffix(name, ".json") {
+			_ = os.Remove(filepath.Join(d.stateDir, name)) // a torn .tmp
+			continue
+		}
+		id := strings.TrimSuffix(name, ".json")
+		t0 := time.Now()
+		if err := d.recoverOne(id); err != nil {
+			slog.Warn("container not taken back", "id", id, "err", err)
+			d.dropRecord(id)
+			continue
+		}
+		slog.Info("container taken back: fresh views bound over the old ones", "id", id, "took", time.Since(t0).Round(time.Microsecond))
+	}
+}
+
+func (d *daemon) recoverOne(id string) error {
+	b, err := os.ReadFile(d.recordPath(id))
+	if err != nil {
+		return err
+	}
+	var r record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return fmt.Errorf("damaged record: %w", err)
+	}
+	if r.ID != id || validID(id) != nil || r.Pid <= 0 {
+		return fmt.Errorf("record does not match its name")
+	}
+	if start, err := d.startTime(r.Pid); err != nil || start != r.Start {
+		return fmt.Errorf("its init (pid %d) is gone", r.Pid)
+	}
+	if _, err := d.register(context.Background(), ipc.FsRegister{ID: r.ID, UIDBase: r.UIDBase, GIDBase: r.GIDBase, Hostname: r.Hostname}); err != nil {
+		return err
+	}
+	if _, err := d.started(context.Background(), ipc.FsStarted{ID: r.ID, Pid: r.Pid, Cgroups: r.Cgroups}); err != nil {
+		_, _ = d.unregister(context.Background(), ipc.MgrID{ID: id})
+		return err
+	}
+	if err := viewmount.Mount(r.Pid, d.mounts(id), r.UIDBase, r.GIDBase, true); err != nil {
+		_, _ = d.unregister(context.Background(), ipc.MgrID{ID: id})
+		return fmt.Errorf("bind the views: %w", err)
+	}
+	return nil
+}
