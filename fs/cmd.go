@@ -8,7 +8,8 @@
 // Layout: cmd.go the command and its lifecycle; daemon.go the registry and
 // the API; tree.go resolves view paths to nodes; fuse.go the FUSE ops;
 // views.go and sysctl.go the pure logic behind the files; splice.go why
-// sendfile gets EINVAL; cgroup reading is internal/cgview. No read or write
+// sendfile gets EINVAL; recover.go how a restarted daemon takes running
+// containers back; cgroup reading is internal/cgview. No read or write
 // path spawns a process: namespaced sysctls are reached with setns on a
 // locked thread (ns.go).
 package fs
