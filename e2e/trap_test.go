@@ -584,6 +584,10 @@ func TestTrapFsDaemonKilled(t *testing.T) {
 		t.Fatalf("round 1 (agent up): want mount-proc=0 with views and mknod=0:\n%s", r["out"])
 	}
 
+	// A per-container sysctl value, which must outlive the daemon.
+	if out, err := f.runtimeCmd(state, "exec", id, "sh", "-c", "echo 55555 > /proc/sys/kernel/pid_max").CombinedOutput(); err != nil {
+		t.Fatalf("write pid_max in the container: %v\n%s", err, out)
+	}
 	f.kill()
 	r = round(2)
 	for _, k := range []string{"mount-proc", "mknod", "umount-view"} {
@@ -626,8 +630,8 @@ func TestTrapFsDaemonKilled(t *testing.T) {
 	// exec starts is trapped by the new agent.
 	out, err = f.runtimeCmd(state, "exec", id, "sh", "-c",
 		"head -c 100 /proc/uptime && head -1 /proc/meminfo && cat /proc/sys/kernel/pid_max && mkdir -p /tmp/q && mount -t proc proc /tmp/q && grep -c ' /tmp/q/uptime ' /proc/self/mountinfo").CombinedOutput()
-	if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); err != nil || len(lines) != 4 || lines[3] != "1" || !strings.HasPrefix(lines[1], "MemTotal:") {
-		t.Errorf("exec in the old container after the restart: %v, want its views and a trapped procfs mount:\n%s", err, out)
+	if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); err != nil || len(lines) != 4 || lines[3] != "1" || !strings.HasPrefix(lines[1], "MemTotal:") || lines[2] != "55555" {
+		t.Errorf("exec in the old container after the restart: %v, want its views (pid_max as it wrote it, 55555) and a trapped procfs mount:\n%s", err, out)
 	} else if up, perr := strconv.ParseFloat(strings.Fields(lines[0])[0], 64); perr != nil || up > time.Since(start).Seconds()+60 {
 		t.Errorf("old container's /proc/uptime after the restart = %q, want its own", lines[0])
 	}

@@ -32,8 +32,10 @@ type container struct {
 	ns       nsSet
 	// nsMu is held (read) while a namespace file is in use, so close does
 	// not pull it from under a setns.
-	nsMu     sync.RWMutex
-	sysctl   map[string]string
+	nsMu   sync.RWMutex
+	sysctl map[string]string
+	// changed runs after a write to sysctl (the daemon keeps its record).
+	changed  func()
 	netClass map[string]bool // net sysctl path -> emulated here (not the kernel's)
 	load     loadAvg
 	stop     chan struct{}

@@ -159,6 +159,9 @@ func (d *daemon) started(_ context.Context, r ipc.FsStarted) (ipc.Empty, error) 
 		return ipc.Empty{}, fmt.Errorf("container %q: %w", r.ID, err)
 	}
 	go c.runLoad(d.host.proc)
+	c.mu.Lock()
+	c.changed = func() { d.saveRecord(c, r.Cgroups) }
+	c.mu.Unlock()
 	d.saveRecord(c, r.Cgroups)
 	slog.Debug("started", "id", r.ID, "pid", r.Pid, "cgroups", r.Cgroups)
 	return ipc.Empty{}, nil

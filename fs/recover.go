@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,8 +24,8 @@ import (
 // record in the state dir; at start the daemon registers the containers
 // whose init still runs and binds fresh views over the dead ones.
 //
-// What does not come back: the values a container wrote to its emulated
-// sysctls (they start from the host's again), and the trap agent's
+// The values a container wrote to its emulated sysctls are in the record
+// too and come back. What does not come back is the trap agent's
 // sessions. The notify fd of a seccomp filter goes to the agent once, when
 // the filter is installed, so the processes that were running keep getting
 // ENOSYS for trapped calls; processes started afterwards (docker exec) get
@@ -39,6 +40,9 @@ type record struct {
 	Pid      int               `json:"pid"`
 	Start    uint64            `json:"start"` // the init's start time, against a reused pid
 	Cgroups  map[string]string `json:"cgroups"`
+	// Sysctl holds the values the container wrote to its emulated
+	// sysctls (and the seeds it read), as the container keeps them.
+	Sysctl map[string]string `json:"sysctl,omitempty"`
 }
 
 func (d *daemon) recordPath(id string) string {
@@ -52,7 +56,7 @@ func (d *daemon) saveRecord(c *container, cgroups map[string]string) {
 		return
 	}
 	c.mu.Lock()
-	r := record{ID: c.id, UIDBase: c.uid, GIDBase: c.gid, Hostname: c.hostname, Pid: c.pid, Cgroups: cgroups}
+	r := record{ID: c.id, UIDBase: c.uid, GIDBase: c.gid, Hostname: c.hostname, Pid: c.pid, Cgroups: cgroups, Sysctl: maps.Clone(c.sysctl)}
 	c.mu.Unlock()
 	start, err := d.startTime(r.Pid)
 	if err == nil {
@@ -151,6 +155,12 @@ func (d *daemon) recoverOne(id string) error {
 	if _, err := d.started(context.Background(), ipc.FsStarted{ID: r.ID, Pid: r.Pid, Cgroups: r.Cgroups}); err != nil {
 		_, _ = d.unregister(context.Background(), ipc.MgrID{ID: id})
 		return err
+	}
+	if c := d.get(id); c != nil && len(r.Sysctl) > 0 {
+		c.mu.Lock()
+		maps.Copy(c.sysctl, r.Sysctl)
+		c.mu.Unlock()
+		d.saveRecord(c, r.Cgroups)
 	}
 	if err := viewmount.Mount(r.Pid, d.mounts(id), r.UIDBase, r.GIDBase, true); err != nil {
 		_, _ = d.unregister(context.Background(), ipc.MgrID{ID: id})

@@ -19,6 +19,7 @@ func TestRecords(t *testing.T) {
 
 	c := newContainer("ct", 100000, 100000, "box")
 	c.pid = os.Getpid()
+	c.sysctl["kernel/pid_max"] = "77777"
 	d.saveRecord(c, map[string]string{"": "/sys/fs/cgroup/x"})
 	b, err := os.ReadFile(d.recordPath("ct"))
 	if err != nil {
@@ -32,7 +33,7 @@ func TestRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.ID != "ct" || r.UIDBase != 100000 || r.Hostname != "box" || r.Pid != os.Getpid() || r.Start != start || r.Cgroups[""] != "/sys/fs/cgroup/x" {
+	if r.ID != "ct" || r.UIDBase != 100000 || r.Hostname != "box" || r.Pid != os.Getpid() || r.Start != start || r.Cgroups[""] != "/sys/fs/cgroup/x" || r.Sysctl["kernel/pid_max"] != "77777" {
 		t.Errorf("record = %+v, start %d", r, start)
 	}
 

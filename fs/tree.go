@@ -378,12 +378,17 @@ func (c *container) store(key string, spec sysctlSpec, in string, seed func() (s
 		return "", err
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	v, err := setSysctl(spec, c.sysctl[key], in)
 	if err != nil {
+		c.mu.Unlock()
 		return "", err
 	}
 	c.sysctl[key] = v
+	changed := c.changed
+	c.mu.Unlock()
+	if changed != nil {
+		changed()
+	}
 	return v, nil
 }
 

@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sysbox-dev/sysbox/internal/ipc"
 )
 
 // InstallCmd is `sysbox install`.
@@ -317,6 +319,9 @@ func (in *installer) restoreRest() error {
 	return nil
 }
 
+// fsStateDir is where sysbox-fs keeps its records (beside its socket).
+const fsStateDir = ipc.RunDir + "/fs-state"
+
 // removeRuntimeDirs removes the logs and pid files of directly started
 // daemons, and their directories when nothing else is in them.
 func (in *installer) removeRuntimeDirs() error {
@@ -328,6 +333,16 @@ func (in *installer) removeRuntimeDirs() error {
 		}
 	}
 	in.h.removeEmptyDir(logDir)
+	// sysbox-fs keeps a record of each running container there, to take
+	// them back after a restart; with the daemon gone they mean nothing.
+	if ents, err := os.ReadDir(in.h.path(fsStateDir)); err == nil {
+		for _, e := range ents {
+			if err := in.h.removeFile(filepath.Join(fsStateDir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	in.h.removeEmptyDir(fsStateDir)
 	// The runtime keeps one private bind of /run/sysbox/rootfs (its
 	// rootfs mounts must not propagate); with no container left it goes.
 	if !in.h.dry {
