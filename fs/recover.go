@@ -62,7 +62,10 @@ func (d *daemon) saveRecord(c *container, cgroups map[string]string) {
 	if err == nil {
 		var b []byte
 		if b, err = json.Marshal(r.withStart(start)); err == nil {
+			// One writer at a time: two sysctl writes share the temp file.
+			d.recMu.Lock()
 			err = writeFileAtomic(d.recordPath(r.ID), b)
+			d.recMu.Unlock()
 		}
 	}
 	if err != nil {
