@@ -11,7 +11,6 @@ package e2e
 // helpers' default): whatever the inner engines do stays inside it.
 
 import (
-	"bufio"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -27,6 +26,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sysbox-dev/sysbox/internal/mountinfo"
 )
 
 // bootFlagship boots the system image under sysbox and waits for systemd.
@@ -149,32 +150,28 @@ func TestFlagshipInnerBuild(t *testing.T) {
 // filesystem type.
 func hostDisk(t *testing.T) (dev string, major, minor uint64, fstype string) {
 	t.Helper()
-	f, err := os.Open("/proc/self/mountinfo")
+	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	es, err := mountinfo.Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
 	// The root's device if it is a block device, else the first mounted
 	// block device (a host whose root is an overlay still has a disk).
 	var st unix.Stat_t
-	for sc.Scan() {
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		fields, rest := strings.Fields(pre), strings.Fields(post)
-		if !ok || len(fields) < 5 || len(rest) < 2 || !strings.HasPrefix(rest[1], "/dev/") {
+	for _, e := range es {
+		if !strings.HasPrefix(e.Source, "/dev/") {
 			continue
 		}
 		var s unix.Stat_t
-		if unix.Stat(rest[1], &s) != nil || s.Mode&unix.S_IFMT != unix.S_IFBLK {
+		if unix.Stat(e.Source, &s) != nil || s.Mode&unix.S_IFMT != unix.S_IFBLK {
 			continue
 		}
-		if dev == "" || fields[4] == "/" {
-			dev, fstype, st = rest[1], rest[0], s
+		if dev == "" || e.Point == "/" {
+			dev, fstype, st = e.Source, e.FSType, s
 		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
 	}
 	if dev == "" {
 		t.Fatal("no mounted block device on the host")

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -13,10 +12,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sysbox-dev/sysbox/internal/mountinfo"
 )
 
 // cmdTimeout bounds any one command a test runs, so a hung engine fails the
@@ -217,43 +217,19 @@ func poll(t testing.TB, timeout time.Duration, cond func() (done bool, status st
 // /proc/self/mountinfo (field 5), unescaped.
 func mountPoints(t testing.TB) []string {
 	t.Helper()
-	f, err := os.Open("/proc/self/mountinfo")
+	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	var mps []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 {
-			mps = append(mps, unescapeOctal(fields[4]))
-		}
-	}
-	if err := sc.Err(); err != nil {
+	es, err := mountinfo.Parse(b)
+	if err != nil {
 		t.Fatal(err)
 	}
+	mps := make([]string, len(es))
+	for i, e := range es {
+		mps[i] = e.Point
+	}
 	return mps
-}
-
-// unescapeOctal undoes the kernel's \040-style escaping in mountinfo.
-func unescapeOctal(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // mountsUnder returns the mount points at or below dir.

@@ -15,7 +15,6 @@
 package fs
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -33,6 +32,7 @@ import (
 
 	"github.com/sysbox-dev/sysbox/internal/ipc"
 	"github.com/sysbox-dev/sysbox/internal/logging"
+	"github.com/sysbox-dev/sysbox/internal/mountinfo"
 	"github.com/sysbox-dev/sysbox/trap"
 )
 
@@ -336,47 +336,19 @@ func clearStale(dir string) error {
 
 // mountedFS returns the type of the topmost mount at dir, "" if none.
 func mountedFS(dir string) (string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
+	es, err := mountinfo.Parse(b)
+	if err != nil {
+		return "", err
+	}
 	var fstype string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		// id parent maj:min root mountpoint options... - fstype source super
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		if !ok {
-			continue
-		}
-		f := strings.Fields(pre)
-		g := strings.Fields(post)
-		if len(f) < 5 || len(g) < 1 {
-			continue
-		}
-		if unescapeMountinfo(f[4]) == dir {
-			fstype = g[0] // later lines are mounted on top
+	for _, e := range es {
+		if e.Point == dir {
+			fstype = e.FSType // later lines are mounted on top
 		}
 	}
-	return fstype, sc.Err()
-}
-
-// unescapeMountinfo undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return fstype, nil
 }

@@ -27,6 +27,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sysbox-dev/sysbox/internal/ipc"
+	"github.com/sysbox-dev/sysbox/internal/mountinfo"
 )
 
 // InstallCmd is `sysbox install`.
@@ -391,21 +392,15 @@ func mountsUnder(dir string) []string {
 	if err != nil {
 		return nil
 	}
+	es, err := mountinfo.Parse(b)
+	if err != nil {
+		return nil
+	}
 	var out []string
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) < 5 {
-			continue
-		}
-		mp := unescapeMountinfo(f[4])
-		if strings.HasPrefix(mp, dir+"/") || mp == dir {
-			out = append(out, mp)
+	for _, e := range es {
+		if strings.HasPrefix(e.Point, dir+"/") || e.Point == dir {
+			out = append(out, e.Point)
 		}
 	}
 	return out
-}
-
-func unescapeMountinfo(s string) string {
-	r := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
-	return r.Replace(s)
 }

@@ -1,18 +1,17 @@
 package mgr
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sysbox-dev/sysbox/internal/mountinfo"
 )
 
 // mountEntry is the part of a /proc/self/mountinfo line the manager needs.
@@ -22,53 +21,17 @@ type mountEntry struct {
 	Super  string // super block options (overlay's lowerdir=…,upperdir=…)
 }
 
-// parseMountinfo reads mountinfo lines: the mount point is field 5, and the
-// fields after the "-" separator are fstype, source, super options.
-func parseMountinfo(b []byte) []mountEntry {
-	var out []mountEntry
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		sep := -1
-		for i := 6; i < len(f); i++ {
-			if f[i] == "-" {
-				sep = i
-				break
-			}
-		}
-		if len(f) < 5 || sep < 0 {
-			continue
-		}
-		e := mountEntry{Point: unescapeMount(f[4])}
-		if sep+1 < len(f) {
-			e.FSType = f[sep+1]
-		}
-		if sep+3 < len(f) {
-			e.Super = f[sep+3]
-		}
-		out = append(out, e)
+// parseMountinfo keeps what the manager needs of mountinfo text.
+func parseMountinfo(b []byte) ([]mountEntry, error) {
+	es, err := mountinfo.Parse(b)
+	if err != nil {
+		return nil, err
 	}
-	return out
-}
-
-// unescapeMount undoes the kernel's octal escapes (\040 for a space, …).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
+	out := make([]mountEntry, len(es))
+	for i, e := range es {
+		out[i] = mountEntry{Point: e.Point, FSType: e.FSType, Super: e.Super}
 	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return out, nil
 }
 
 func readMounts() ([]mountEntry, error) {
@@ -76,7 +39,7 @@ func readMounts() ([]mountEntry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read mountinfo: %w", err)
 	}
-	return parseMountinfo(b), nil
+	return parseMountinfo(b)
 }
 
 // overlayUpper returns the upper dir of the overlay mounted at point, if
@@ -91,32 +54,13 @@ func overlayUpper(mounts []mountEntry, point string) string {
 		if m.FSType != "overlay" {
 			continue
 		}
-		for _, o := range splitOverlayOpts(m.Super) {
+		for _, o := range mountinfo.SplitOptions(m.Super) {
 			if v, ok := strings.CutPrefix(o, "upperdir="); ok {
 				upper = v
 			}
 		}
 	}
 	return upper
-}
-
-// splitOverlayOpts splits on commas that overlayfs did not escape.
-func splitOverlayOpts(s string) []string {
-	var out []string
-	var cur strings.Builder
-	for i := 0; i < len(s); i++ {
-		switch {
-		case s[i] == '\\' && i+1 < len(s):
-			cur.WriteByte(s[i+1])
-			i++
-		case s[i] == ',':
-			out = append(out, cur.String())
-			cur.Reset()
-		default:
-			cur.WriteByte(s[i])
-		}
-	}
-	return append(out, cur.String())
 }
 
 // mountsUnder lists the mount points at or below dir, deepest first.

@@ -28,7 +28,10 @@ func TestParseMountinfo(t *testing.T) {
 101 22 0:51 / /run/with\040space rw - tmpfs tmpfs rw
 102 22 0:52 / /odd rw shared:5 master:3 - overlay overlay rw,upperdir=/up\,comma,workdir=/w
 `
-	ms := parseMountinfo([]byte(in))
+	ms, err := parseMountinfo([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := []mountEntry{
 		{Point: "/", FSType: "ext4", Super: "rw"},
 		{Point: "/var/lib/docker/overlay2/abc/merged", FSType: "overlay", Super: "rw,lowerdir=/l1:/l2,upperdir=/var/lib/docker/overlay2/abc/diff,workdir=/var/lib/docker/overlay2/abc/work"},

@@ -1,7 +1,6 @@
 package runc
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sysbox-dev/sysbox/internal/ipc"
+	"github.com/sysbox-dev/sysbox/internal/mountinfo"
 )
 
 // rootfsMount is the container's id-mapped view of its rootfs. It lives on
@@ -145,61 +145,28 @@ type mountInfo struct {
 // mountAt finds the topmost mount whose mount point is path (nil if path is
 // not a mount point).
 func mountAt(path string) (*mountInfo, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	es, err := mountinfo.Parse(b)
+	if err != nil {
+		return nil, err
+	}
 	var found *mountInfo
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		mp, fstype, super, ok := parseMountinfoLine(sc.Text())
-		if ok && mp == path {
-			found = &mountInfo{fstype: fstype, super: super}
+	for _, e := range es {
+		if e.Point == path {
+			found = &mountInfo{fstype: e.FSType, super: e.Super}
 		}
 	}
-	return found, sc.Err()
-}
-
-// parseMountinfoLine returns the mount point, fs type and super options of
-// a /proc/self/mountinfo line.
-func parseMountinfoLine(line string) (mp, fstype, super string, ok bool) {
-	pre, post, found := strings.Cut(line, " - ")
-	if !found {
-		return "", "", "", false
-	}
-	f := strings.Fields(pre)
-	g := strings.Fields(post)
-	if len(f) < 5 || len(g) < 3 {
-		return "", "", "", false
-	}
-	return unescapeOctal(f[4]), g[0], g[2], true
-}
-
-func unescapeOctal(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return found, nil
 }
 
 // overlayLayers reads lowerdir, upperdir and workdir from overlay super
 // options. Relative dirs (an engine's short form for long lists) are taken
 // relative to base.
 func overlayLayers(super, base string) (lower []string, upper, work string, err error) {
-	for _, o := range splitOpts(super) {
+	for _, o := range mountinfo.SplitOptions(super) {
 		k, v, _ := strings.Cut(o, "=")
 		switch k {
 		case "lowerdir":
@@ -227,7 +194,7 @@ func overlayLayers(super, base string) (lower []string, upper, work string, err 
 // the same dirs must repeat.
 func carriedOverlayOpts(super string) []string {
 	var out []string
-	for _, o := range splitOpts(super) {
+	for _, o := range mountinfo.SplitOptions(super) {
 		k, _, _ := strings.Cut(o, "=")
 		switch k {
 		case "userxattr", "metacopy", "redirect_dir", "xino", "uuid":
@@ -235,25 +202,6 @@ func carriedOverlayOpts(super string) []string {
 		}
 	}
 	return out
-}
-
-// splitOpts splits comma-separated options, keeping escaped commas.
-func splitOpts(s string) []string {
-	var out []string
-	var cur strings.Builder
-	for i := 0; i < len(s); i++ {
-		switch {
-		case s[i] == '\\' && i+1 < len(s):
-			cur.WriteByte(s[i+1])
-			i++
-		case s[i] == ',':
-			out = append(out, cur.String())
-			cur.Reset()
-		default:
-			cur.WriteByte(s[i])
-		}
-	}
-	return append(out, cur.String())
 }
 
 func abs(base, p string) string {

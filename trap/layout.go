@@ -1,12 +1,11 @@
 package trap
 
 import (
-	"bytes"
-	"fmt"
 	"path"
 	"slices"
-	"strconv"
 	"strings"
+
+	"github.com/sysbox-dev/sysbox/internal/mountinfo"
 )
 
 // mountEntry is one line of /proc/<pid>/mountinfo (proc(5)).
@@ -38,49 +37,18 @@ func hasOpt(opts, o string) bool {
 type mountKey struct{ dev, root, point string }
 
 func parseMountinfo(b []byte) ([]mountEntry, error) {
-	var out []mountEntry
-	for n := 1; len(b) > 0; n++ {
-		var line []byte
-		line, b, _ = bytes.Cut(b, []byte{'\n'})
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
+	es, err := mountinfo.Parse(b)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]mountEntry, len(es))
+	for i, e := range es {
+		out[i] = mountEntry{
+			id: e.ID, parent: e.Parent, dev: e.Dev, root: e.Root, point: e.Point,
+			opts: e.Options, fstype: e.FSType, source: e.Source,
 		}
-		f := strings.Fields(string(line))
-		sep := slices.Index(f, "-")
-		if len(f) < 6 || sep < 6 || len(f) < sep+3 {
-			return nil, fmt.Errorf("mountinfo line %d: malformed: %q", n, line)
-		}
-		id, err1 := strconv.Atoi(f[0])
-		parent, err2 := strconv.Atoi(f[1])
-		if err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("mountinfo line %d: bad ids: %q", n, line)
-		}
-		out = append(out, mountEntry{
-			id: id, parent: parent, dev: f[2],
-			root: unescapeOctal(f[3]), point: unescapeOctal(f[4]), opts: f[5],
-			fstype: f[sep+1], source: unescapeOctal(f[sep+2]),
-		})
 	}
 	return out, nil
-}
-
-// unescapeOctal undoes mountinfo's escapes (\040 for a space).
-func unescapeOctal(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var sb strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				sb.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		sb.WriteByte(s[i])
-	}
-	return sb.String()
 }
 
 // coverKind is what the runtime put over a path of the container's /proc

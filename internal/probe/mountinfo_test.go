@@ -49,22 +49,6 @@ func TestParseMountinfoMalformed(t *testing.T) {
 	}
 }
 
-func TestUnescapeMountinfo(t *testing.T) {
-	tests := map[string]string{
-		`plain`:        "plain",
-		`a\040b`:       "a b",
-		`tab\011x`:     "tab\tx",
-		`back\134lash`: `back\lash`,
-		`trail\04`:     `trail\04`,
-		`bad\9x9`:      `bad\9x9`,
-	}
-	for in, want := range tests {
-		if got := unescapeMountinfo(in); got != want {
-			t.Errorf("unescapeMountinfo(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestMountFor(t *testing.T) {
 	ms := []mount{
 		{id: 1, point: "/", fstype: "ext4"},
