@@ -134,7 +134,7 @@ func productUUID(id string) string {
 // start records what `started` tells: init's pid (for its namespaces and
 // start time) and the cgroup.
 func (c *container) start(proc string, pid int, cgroups map[string]string) error {
-	b, err := readSmall(fmt.Sprintf("%s/%d/stat", proc, pid))
+	b, err := cgview.ReadFile(fmt.Sprintf("%s/%d/stat", proc, pid))
 	if err != nil {
 		return fmt.Errorf("read init's stat: %w", err)
 	}
@@ -271,7 +271,7 @@ func countTasks(proc string, cg *cgview.Cgroup) (running, blocked, total, lastPi
 	}
 	newest := 0
 	for _, tid := range tids {
-		b, err := readSmall(proc + "/" + strconv.Itoa(tid) + "/stat")
+		b, err := cgview.ReadFile(proc + "/" + strconv.Itoa(tid) + "/stat")
 		if err != nil {
 			continue // exited since the listing
 		}

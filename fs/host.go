@@ -2,10 +2,7 @@ package fs
 
 import (
 	"bytes"
-	"errors"
-	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -35,17 +32,17 @@ func newHost(proc, sys string) *host { return &host{proc: proc, sys: sys} }
 func (h *host) procPath(rel string) string { return filepath.Join(h.proc, rel) }
 func (h *host) sysPath(rel string) string  { return filepath.Join(h.sys, rel) }
 
-func (h *host) readProc(rel string) ([]byte, error) { return readSmall(h.procPath(rel)) }
+func (h *host) readProc(rel string) ([]byte, error) { return cgview.ReadFile(h.procPath(rel)) }
 
 // refresh rereads the cached files when they are older than the TTL.
 func (h *host) refresh() {
 	if time.Since(h.cachedAt) < hostCacheTTL && h.cpuinfo != nil {
 		return
 	}
-	if b, err := readSmall(h.procPath("cpuinfo")); err == nil {
+	if b, err := cgview.ReadFile(h.procPath("cpuinfo")); err == nil {
 		h.cpuinfo = b
 	}
-	if b, err := readSmall(h.sysPath("devices/system/cpu/online")); err == nil {
+	if b, err := cgview.ReadFile(h.sysPath("devices/system/cpu/online")); err == nil {
 		if l, err := cgview.ParseList(string(b)); err == nil {
 			h.online = l
 		}
@@ -77,45 +74,6 @@ func (h *host) uptime() time.Duration {
 		return 0
 	}
 	return time.Duration(ts.Nano())
-}
-
-// readSmall reads a kernel-generated file to EOF. Such files report a size
-// of 0 or 4096 whatever they hold, so stat cannot size the buffer. Raw
-// syscalls, not os.File: os.Open also registers the fd with the netpoller
-// (a failing epoll_ctl per file) and sets up a finalizer, a third of the
-// cost of reading a small proc or cgroup file.
-func readSmall(path string) ([]byte, error) {
-	fd, err := openRetry(path)
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: path, Err: err}
-	}
-	defer unix.Close(fd)
-	buf := make([]byte, 0, 4096)
-	for {
-		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, len(buf))
-		}
-		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "read", Path: path, Err: err}
-		}
-		if n == 0 {
-			return buf, nil
-		}
-		buf = buf[:len(buf)+n]
-	}
-}
-
-func openRetry(path string) (int, error) {
-	for {
-		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if !errors.Is(err, unix.EINTR) {
-			return fd, err
-		}
-	}
 }
 
 // procStat is what the daemon needs from /proc/<pid>/stat.

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sysbox-dev/sysbox/internal/cgview"
 	"github.com/sysbox-dev/sysbox/internal/ipc"
 	"github.com/sysbox-dev/sysbox/internal/viewmount"
 )
@@ -85,7 +86,7 @@ func (d *daemon) dropRecord(id string) {
 }
 
 func (d *daemon) startTime(pid int) (uint64, error) {
-	b, err := readSmall(fmt.Sprintf("%s/%d/stat", d.host.proc, pid))
+	b, err := cgview.ReadFile(fmt.Sprintf("%s/%d/stat", d.host.proc, pid))
 	if err != nil {
 		return 0, err
 	}

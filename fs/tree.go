@@ -14,6 +14,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sysbox-dev/sysbox/internal/cgview"
 )
 
 // nodeKind is what a path in the view is.
@@ -232,7 +234,7 @@ func mirror(root, sub string) (*node, error) {
 		n.target = t
 	default:
 		n.kind = kFile
-		n.read = func() ([]byte, error) { return readSmall(p) }
+		n.read = func() ([]byte, error) { return cgview.ReadFile(p) }
 	}
 	return n, nil
 }
@@ -332,7 +334,7 @@ func (d *daemon) hashsize(c *container) (*node, error) {
 	}
 	spec := sysctlSpec{min: 1, max: intMax, ints: 1}
 	seed := func() (string, error) {
-		b, err := readSmall(hostPath)
+		b, err := cgview.ReadFile(hostPath)
 		return normSeed(b), err
 	}
 	return &node{
@@ -510,7 +512,7 @@ func (d *daemon) storedSysctl(c *container, rel, key string, spec sysctlSpec) (*
 		return nil, err
 	}
 	seed := func() (string, error) {
-		b, err := readSmall(hostPath)
+		b, err := cgview.ReadFile(hostPath)
 		return normSeed(b), err
 	}
 	mode := os.FileMode(st.Mode & 0o777)
@@ -547,7 +549,7 @@ func (d *daemon) raiseHost(key, v string) {
 		return
 	}
 	p := d.host.procPath("sys/" + key)
-	b, err := readSmall(p)
+	b, err := cgview.ReadFile(p)
 	if err != nil {
 		return
 	}
@@ -601,7 +603,7 @@ func (d *daemon) nsSysctl(c *container, rel string, k nsKind) (*node, error) {
 		var b []byte
 		err := d.inContainerNS(c, k, func() error {
 			var rerr error
-			b, rerr = readSmall(p)
+			b, rerr = cgview.ReadFile(p)
 			return rerr
 		})
 		return b, err

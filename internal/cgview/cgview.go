@@ -88,10 +88,11 @@ func (c *Cgroup) need(ctrl string) (string, error) {
 	return d, nil
 }
 
-// readFile reads a small kernel file. cgroup and proc files report a size of
+// ReadFile reads a small kernel file (also the fs daemon's reader of
+// proc files). cgroup and proc files report a size of
 // 0 or 4096 whatever they hold, so read to EOF rather than trusting stat.
 // Raw syscalls: os.Open would also try to add each fd to the netpoller.
-func readFile(path string) ([]byte, error) {
+func ReadFile(path string) ([]byte, error) {
 	var fd int
 	var err error
 	for {
@@ -125,7 +126,7 @@ func readFile(path string) ([]byte, error) {
 
 // readUint reads a file holding one number, or "max" (v2's no limit).
 func readUint(path string) (uint64, error) {
-	b, err := readFile(path)
+	b, err := ReadFile(path)
 	if err != nil {
 		return 0, err
 	}
@@ -156,7 +157,7 @@ func parseUint(s string) (uint64, error) {
 // readKV parses "key value" lines (memory.stat, cpu.stat, cpuacct.stat).
 // Lines that do not fit are skipped: kernels add keys over time.
 func readKV(path string) (map[string]uint64, error) {
-	b, err := readFile(path)
+	b, err := ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +189,7 @@ func parseKV(b []byte) map[string]uint64 {
 func minUp(dir, file string, parse func(string) (uint64, error)) (uint64, error) {
 	best := Unlimited
 	for d, first := dir, true; ; first = false {
-		b, err := readFile(filepath.Join(d, file))
+		b, err := ReadFile(filepath.Join(d, file))
 		if err != nil {
 			if first {
 				return 0, err

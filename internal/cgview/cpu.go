@@ -25,7 +25,7 @@ func (c *Cgroup) Cpuset() ([]int, error) {
 	}
 	var last error
 	for _, f := range files {
-		b, err := readFile(filepath.Join(d, f))
+		b, err := ReadFile(filepath.Join(d, f))
 		if err != nil {
 			last = err
 			continue
@@ -77,7 +77,7 @@ func (c *Cgroup) Quota() (float64, error) {
 // q is 0 for no limit.
 func quotaAt(dir string, v2 bool) (q float64, ok bool, err error) {
 	if v2 {
-		b, err := readFile(filepath.Join(dir, "cpu.max"))
+		b, err := ReadFile(filepath.Join(dir, "cpu.max"))
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				return 0, false, nil
@@ -86,14 +86,14 @@ func quotaAt(dir string, v2 bool) (q float64, ok bool, err error) {
 		}
 		return parseCPUMax(string(b))
 	}
-	quota, err := readFile(filepath.Join(dir, "cpu.cfs_quota_us"))
+	quota, err := ReadFile(filepath.Join(dir, "cpu.cfs_quota_us"))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return 0, false, nil
 		}
 		return 0, false, err
 	}
-	period, err := readFile(filepath.Join(dir, "cpu.cfs_period_us"))
+	period, err := ReadFile(filepath.Join(dir, "cpu.cfs_period_us"))
 	if err != nil {
 		return 0, false, err
 	}
@@ -166,13 +166,13 @@ func (c *Cgroup) CPUUsage() (CPUUsage, error) {
 		return CPUUsage{}, err
 	}
 	u.Total = time.Duration(total)
-	if b, err := readFile(filepath.Join(d, "cpuacct.usage_percpu")); err == nil {
+	if b, err := ReadFile(filepath.Join(d, "cpuacct.usage_percpu")); err == nil {
 		u.PerCPU = parseDurations(b)
 	}
-	if b, err := readFile(filepath.Join(d, "cpuacct.usage_percpu_user")); err == nil {
+	if b, err := ReadFile(filepath.Join(d, "cpuacct.usage_percpu_user")); err == nil {
 		u.PerCPUUser = parseDurations(b)
 	}
-	if b, err := readFile(filepath.Join(d, "cpuacct.usage_percpu_sys")); err == nil {
+	if b, err := ReadFile(filepath.Join(d, "cpuacct.usage_percpu_sys")); err == nil {
 		u.PerCPUSystem = parseDurations(b)
 	}
 	if len(u.PerCPUUser) != len(u.PerCPU) || len(u.PerCPUSystem) != len(u.PerCPU) {

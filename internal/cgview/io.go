@@ -25,7 +25,7 @@ func (c *Cgroup) IO() ([]IOStat, error) {
 		return nil, err
 	}
 	if c.V2() {
-		b, err := readFile(filepath.Join(d, "io.stat"))
+		b, err := ReadFile(filepath.Join(d, "io.stat"))
 		if err != nil {
 			return nil, err
 		}
@@ -40,9 +40,9 @@ func (c *Cgroup) IO() ([]IOStat, error) {
 		{"blkio.throttle.io_serviced", func(s *IOStat) *uint64 { return &s.Reads }, func(s *IOStat) *uint64 { return &s.Writes }},
 	} {
 		// _recursive includes the container's own sub-cgroups.
-		b, err := readFile(filepath.Join(d, f.name+"_recursive"))
+		b, err := ReadFile(filepath.Join(d, f.name+"_recursive"))
 		if errors.Is(err, os.ErrNotExist) {
-			b, err = readFile(filepath.Join(d, f.name))
+			b, err = ReadFile(filepath.Join(d, f.name))
 		}
 		if err != nil {
 			return nil, err

@@ -37,7 +37,7 @@ func (c *Cgroup) Threads() ([]int, error) {
 		if !e.IsDir() {
 			return nil
 		}
-		b, err := readFile(filepath.Join(path, file))
+		b, err := ReadFile(filepath.Join(path, file))
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) && path != d {
 				return fs.SkipDir
