@@ -48,6 +48,15 @@ type container struct {
 	views   map[string]cachedView
 	usage   cgview.CPUUsage
 	usageAt time.Time
+
+	// The kernel views pinned for it (bpfview.go): dest -> pin, the
+	// unified cgroup they are bound to, and the CPU count they were told.
+	pins    map[string]string
+	pinCg   string
+	pinCPUs uint32
+	// sampled runs after each load sample (the daemon refreshes what the
+	// kernel views know).
+	sampled func()
 }
 
 // limitsTTL bounds how long a changed limit (docker update) takes to show.
@@ -252,7 +261,11 @@ func (c *container) runLoad(proc string) {
 		}
 		c.mu.Lock()
 		c.load.sample(running, blocked, total, last)
+		sampled := c.sampled
 		c.mu.Unlock()
+		if sampled != nil {
+			sampled()
+		}
 		select {
 		case <-stop:
 			return

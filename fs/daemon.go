@@ -26,6 +26,9 @@ type daemon struct {
 	// restarted daemon takes them back (recover.go); "" for none.
 	stateDir string
 	recMu    sync.Mutex // serializes the records' writes
+	// bpf serves the kernel views (bpfview.go); nil where the kernel
+	// cannot, and the FUSE files serve them all.
+	bpf *bpfViews
 
 	mu         sync.RWMutex
 	containers map[string]*container
@@ -48,6 +51,11 @@ func (d *daemon) close() {
 		c.close()
 	}
 	d.self.close()
+	if d.bpf != nil {
+		// The pins stay: containers keep reading them while no daemon
+		// runs, and the next one takes them back.
+		d.bpf.close()
+	}
 }
 
 func (d *daemon) get(id string) *container {
@@ -117,7 +125,13 @@ func (d *daemon) mounts(id string) []ipc.FsMount {
 				continue
 			}
 		}
-		out = append(out, ipc.FsMount{Source: filepath.Join(d.mountpoint, id, dest), Dest: dest})
+		m := ipc.FsMount{Source: filepath.Join(d.mountpoint, id, dest), Dest: dest}
+		if c := d.get(id); c != nil {
+			if pin := c.pin(dest); pin != "" {
+				m.Source, m.ReadOnly = pin, true
+			}
+		}
+		out = append(out, m)
 	}
 	return out
 }
@@ -147,25 +161,29 @@ func (d *daemon) ReadView(id, dest string) ([]byte, error) {
 	return n.read()
 }
 
-// started learns the container's init pid and cgroups.
-func (d *daemon) started(_ context.Context, r ipc.FsStarted) (ipc.Empty, error) {
+// started learns the container's init pid and cgroups, pins its kernel
+// views, and answers with what to bind where: register's list, with the
+// kernel views' pins for the files they serve.
+func (d *daemon) started(_ context.Context, r ipc.FsStarted) (ipc.FsRegistration, error) {
 	c := d.get(r.ID)
 	if c == nil {
-		return ipc.Empty{}, fmt.Errorf("container %q is not registered", r.ID)
+		return ipc.FsRegistration{}, fmt.Errorf("container %q is not registered", r.ID)
 	}
 	if r.Pid <= 0 {
-		return ipc.Empty{}, fmt.Errorf("container %q: bad init pid %d", r.ID, r.Pid)
+		return ipc.FsRegistration{}, fmt.Errorf("container %q: bad init pid %d", r.ID, r.Pid)
 	}
 	if err := c.start(d.host.proc, r.Pid, r.Cgroups); err != nil {
-		return ipc.Empty{}, fmt.Errorf("container %q: %w", r.ID, err)
+		return ipc.FsRegistration{}, fmt.Errorf("container %q: %w", r.ID, err)
 	}
-	go c.runLoad(d.host.proc)
+	d.attachKernelViews(c, r.Cgroups)
 	c.mu.Lock()
 	c.changed = func() { d.saveRecord(c, r.Cgroups) }
+	c.sampled = func() { d.refreshKernelCfg(c) }
 	c.mu.Unlock()
+	go c.runLoad(d.host.proc)
 	d.saveRecord(c, r.Cgroups)
 	slog.Debug("started", "id", r.ID, "pid", r.Pid, "cgroups", r.Cgroups)
-	return ipc.Empty{}, nil
+	return ipc.FsRegistration{Mounts: d.mounts(r.ID)}, nil
 }
 
 // unregister drops a container's view; unknown IDs are not an error, so a
@@ -177,6 +195,7 @@ func (d *daemon) unregister(_ context.Context, r ipc.MgrID) (ipc.Empty, error) {
 	d.mu.Unlock()
 	d.dropRecord(r.ID)
 	if c != nil {
+		d.detachKernelViews(c)
 		c.close()
 		slog.Debug("unregistered", "id", r.ID)
 	}

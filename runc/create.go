@@ -268,14 +268,20 @@ func startContainer(g *Globals, f *createFlags, act action, detach, subreaper bo
 			}
 			if opts.NoFS {
 				views = nil
+			} else {
+				// Once started, the daemon serves some files from the
+				// kernel (bound to the container's cgroup, which exists
+				// now): its answer has their sources. An older daemon
+				// answers none.
+				started, err := startedFs(ctx, f.ID, pid, ct)
+				if err != nil {
+					return err
+				}
+				if started != nil {
+					views = started
+				}
 			}
-			if err := viewmount.Mount(pid, views, rootUID, rootGID, false); err != nil {
-				return err
-			}
-			if opts.NoFS {
-				return nil
-			}
-			return startedFs(ctx, f.ID, pid, ct)
+			return viewmount.Mount(pid, views, rootUID, rootGID, false)
 		},
 	}
 	return r.run(spec.Process)

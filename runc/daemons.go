@@ -96,15 +96,16 @@ func registerFs(ctx context.Context, id string, s *specs.Spec, uid, gid uint32) 
 	return reg.Mounts, nil
 }
 
-func startedFs(ctx context.Context, id string, pid int, ct *libcontainer.Container) error {
+func startedFs(ctx context.Context, id string, pid int, ct *libcontainer.Container) ([]ipc.FsMount, error) {
 	st, err := ct.State()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if _, err := ipc.Call[ipc.FsStarted, ipc.Empty](ctx, fsSocket, ipc.FsStartedMethod, ipc.FsStarted{ID: id, Pid: pid, Cgroups: st.CgroupPaths}); err != nil {
-		return daemonErr("sysbox-fs", err)
+	got, err := ipc.Call[ipc.FsStarted, ipc.FsRegistration](ctx, fsSocket, ipc.FsStartedMethod, ipc.FsStarted{ID: id, Pid: pid, Cgroups: st.CgroupPaths})
+	if err != nil {
+		return nil, daemonErr("sysbox-fs", err)
 	}
-	return nil
+	return got.Mounts, nil
 }
 
 func unregisterFs(id string) {

@@ -34,14 +34,16 @@ func umount2(c call) answer {
 func (c call) protectedAt(dirfd int32, path string, follow, emptyPath bool) (mountEntry, bool) {
 	l := c.s.layout()
 	views := c.s.views()
-	viewDev := ""
-	if len(views) > 0 {
-		var err error
-		if viewDev, err = c.s.ct.sources.dev(views[0].Source); err != nil {
-			c.s.log.Debug("find the views' device", "err", err)
+	viewDevs := map[string]bool{}
+	for _, v := range views {
+		d, err := c.s.ct.sources.dev(v.Source)
+		if err != nil {
+			c.s.log.Debug("find a view's device", "view", v.Source, "err", err)
+			continue
 		}
+		viewDevs[d] = true
 	}
-	want := func(t target) bool { return l.protectedDev(t.dev) || t.dev == viewDev }
+	want := func(t target) bool { return l.protectedDev(t.dev) || viewDevs[t.dev] }
 	t, err := resolveAt(c, dirfd, path, follow, false, emptyPath, want)
 	if err != nil || !t.mountRoot || !t.found {
 		return mountEntry{}, false // the kernel gives the same error, or EINVAL
@@ -50,17 +52,18 @@ func (c call) protectedAt(dirfd int32, path string, follow, emptyPath bool) (mou
 }
 
 // isViewOf reports whether m is one of views where the runtime put it (or
-// its copy in another mount namespace): a FUSE mount at a view's container
-// path that shows that view. The layout cannot tell: the runtime binds the
+// its copy in another mount namespace): a FUSE mount (or a kernel view's
+// bpffs pin) at a view's container path that shows that view. The layout cannot tell: the runtime binds the
 // views after it handed the notify fd over, so they are not yet in the
 // mountinfo the layout was read from.
 func isViewOf(views []ipc.FsMount, m mountEntry) bool {
-	if !strings.HasPrefix(m.fstype, "fuse") || m.root == "/" {
+	if !strings.HasPrefix(m.fstype, "fuse") && m.fstype != "bpf" || m.root == "/" {
 		return false
 	}
 	for _, v := range views {
-		// The source is the view's host path on the FUSE mount; the
-		// mount's root is the same path inside that filesystem.
+		// The source is the view's host path on the FUSE mount (or
+		// the bpffs); the mount's root is the same path inside that
+		// filesystem.
 		if v.Dest == m.point && strings.HasSuffix(v.Source, m.root) {
 			return true
 		}

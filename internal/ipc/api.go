@@ -97,7 +97,7 @@ type MgrStatus struct {
 // Fs daemon methods.
 const (
 	FsRegisterMethod   = "register"   // FsRegister -> FsRegistration
-	FsStartedMethod    = "started"    // FsStarted -> Empty
+	FsStartedMethod    = "started"    // FsStarted -> FsRegistration
 	FsUnregisterMethod = "unregister" // MgrID -> Empty
 )
 
@@ -113,6 +113,9 @@ type FsRegister struct {
 type FsMount struct {
 	Source string `json:"source"`
 	Dest   string `json:"dest"`
+	// ReadOnly binds it read-only: a kernel view's pin belongs to the
+	// container's root (who could chmod it otherwise).
+	ReadOnly bool `json:"readOnly,omitempty"`
 }
 
 // FsRegistration is the fs daemon's answer: what to bind where.

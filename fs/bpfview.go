@@ -1,0 +1,327 @@
+package fs
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+)
+
+// Kernel views: files the kernel serves itself, through BPF cgroup
+// iterators (fs/bpf/views.bpf.c). A FUSE read costs three waited round
+// trips to this daemon (open, read, read at EOF) of a context switch each
+// way; a pinned iterator is read like a procfs file, in the reader's own
+// syscalls, with fresh text on every read from offset 0. Where the kernel
+// cannot (no BTF, no cgroup iterators, no unified cgroup for the
+// container), the FUSE file serves, with the same text.
+//
+// Each container gets a directory in a bpffs instance of its own (beside
+// the API socket): <dir>/<id>/<file>, owned by the container's root and
+// read-only. The pins outlive this daemon: a restarted one finds them, and
+// a container's /proc/uptime keeps working while the daemon is down.
+
+//go:generate make -C .. bpf
+
+//go:embed bpf/views.bpf.o
+var viewsObject []byte
+
+// viewCfg is struct view_cfg of views.bpf.c.
+type viewCfg struct {
+	StartNs uint64
+	NCPU    uint32
+	_       uint32
+}
+
+// kernelViews are the dests the kernel serves, by the program's name.
+var kernelViews = map[string]string{"/proc/uptime": "uptime"}
+
+type bpfViews struct {
+	dir   string
+	progs map[string]*ebpf.Program
+	cfg   *ebpf.Map
+}
+
+// openBPFViews loads the programs and mounts (or reuses) the bpffs at dir.
+func openBPFViews(dir string) (*bpfViews, error) {
+	if err := mountBPFFS(dir); err != nil {
+		return nil, err
+	}
+	spec, err := ebpf.LoadCollectionSpecFromReader(bytes.NewReader(viewsObject))
+	if err != nil {
+		return nil, fmt.Errorf("read the BPF object: %w", err)
+	}
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: dir}})
+	if err != nil {
+		return nil, fmt.Errorf("load the BPF views: %w", err)
+	}
+	b := &bpfViews{dir: dir, progs: map[string]*ebpf.Program{}, cfg: coll.Maps["sysbox_views"]}
+	for _, name := range kernelViews {
+		b.progs[name] = coll.Programs[name]
+	}
+	for name, p := range coll.Programs {
+		if b.progs[name] == nil {
+			p.Close()
+		}
+	}
+	if b.cfg == nil || len(b.progs) != len(kernelViews) || slicesHasNil(b.progs) {
+		b.close()
+		return nil, errors.New("the BPF object lacks a program or its map")
+	}
+	return b, nil
+}
+
+func slicesHasNil(m map[string]*ebpf.Program) bool {
+	for _, p := range m {
+		if p == nil {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *bpfViews) close() {
+	for _, p := range b.progs {
+		if p != nil {
+			p.Close()
+		}
+	}
+	if b.cfg != nil {
+		b.cfg.Close()
+	}
+}
+
+// mountBPFFS mounts a bpffs instance at dir unless one is there.
+func mountBPFFS(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return fmt.Errorf("statfs %s: %w", dir, err)
+	}
+	if st.Type == unix.BPF_FS_MAGIC {
+		return nil
+	}
+	if err := unix.Mount("bpf", dir, "bpf", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=0700"); err != nil {
+		return fmt.Errorf("mount bpffs at %s: %w", dir, err)
+	}
+	return nil
+}
+
+// cgroupID is the id the kernel gives a cgroup (kernfs_node.id): its inode
+// number in cgroupfs on 64-bit hosts.
+func cgroupID(dir string) (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return 0, err
+	}
+	return st.Ino, nil
+}
+
+// attach serves dest for container id from cgroup dir cg (unified
+// hierarchy): sets what the program needs to know and pins an iterator
+// bound to cg at <dir>/<id>/<name>, replacing an older pin (a restarted
+// daemon's). It returns the pin's path.
+func (b *bpfViews) attach(id, dest, cg string, cfg viewCfg, uid, gid uint32) (string, error) {
+	prog := b.progs[kernelViews[dest]]
+	if prog == nil {
+		return "", fmt.Errorf("no kernel view for %s", dest)
+	}
+	cgid, err := cgroupID(cg)
+	if err != nil {
+		return "", err
+	}
+	if err := b.cfg.Put(cgid, cfg); err != nil {
+		return "", fmt.Errorf("set the view's data: %w", err)
+	}
+	cfd, err := unix.Open(cg, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(cfd)
+	lfd, err := iterLink(prog.FD(), cfd)
+	if err != nil {
+		return "", fmt.Errorf("attach the %s iterator to %s: %w", dest, cg, err)
+	}
+	defer unix.Close(lfd)
+	cdir := filepath.Join(b.dir, id)
+	if err := os.Mkdir(cdir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return "", err
+	}
+	pin := filepath.Join(cdir, filepath.Base(dest))
+	if err := os.Remove(pin); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	if err := pinObject(lfd, pin); err != nil {
+		return "", fmt.Errorf("pin %s: %w", pin, err)
+	}
+	err = os.Chown(pin, int(uid), int(gid))
+	if err == nil {
+		err = os.Chmod(pin, 0o444)
+	}
+	if err != nil {
+		_ = os.Remove(pin)
+		return "", err
+	}
+	return pin, nil
+}
+
+// setCfg updates what the programs know of the container in cgroup cg.
+func (b *bpfViews) setCfg(cg string, cfg viewCfg) error {
+	cgid, err := cgroupID(cg)
+	if err != nil {
+		return err
+	}
+	return b.cfg.Put(cgid, cfg)
+}
+
+// detach removes a container's pins (the bind mounts of them that are
+// left, in a dying container, keep their link until unmounted) and its
+// data. cg may be "" when unknown.
+func (b *bpfViews) detach(id, cg string) {
+	if cg != "" {
+		if cgid, err := cgroupID(cg); err == nil {
+			_ = b.cfg.Delete(cgid)
+		}
+	}
+	removePins(filepath.Join(b.dir, id))
+}
+
+func removePins(cdir string) {
+	ents, _ := os.ReadDir(cdir)
+	for _, e := range ents {
+		_ = os.Remove(filepath.Join(cdir, e.Name()))
+	}
+	_ = os.Remove(cdir)
+}
+
+// sweep removes the pin directories of containers that keep is false for.
+func (b *bpfViews) sweep(keep func(id string) bool) {
+	ents, err := os.ReadDir(b.dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if e.IsDir() && !keep(e.Name()) {
+			removePins(filepath.Join(b.dir, e.Name()))
+		}
+	}
+}
+
+// iterLink creates a cgroup iterator link of prog over the cgroup open at
+// cgfd alone (BPF_CGROUP_ITER_SELF_ONLY). cilium/ebpf's AttachIter takes
+// only a map, so this is the raw BPF_LINK_CREATE.
+func iterLink(prog, cgfd int) (int, error) {
+	// union bpf_iter_link_info, its cgroup member.
+	info := struct {
+		order, cgroupFD uint32
+		cgroupID        uint64
+	}{order: unix.BPF_CGROUP_ITER_SELF_ONLY, cgroupFD: uint32(cgfd)}
+	// bpf_attr's link_create. Typed pointers, so the collector and stack
+	// moves see them.
+	attr := struct {
+		progFD, targetFD, attachType, flags uint32
+		iterInfo                            unsafe.Pointer
+		iterInfoLen, _                      uint32
+	}{progFD: uint32(prog), attachType: unix.BPF_TRACE_ITER, iterInfo: unsafe.Pointer(&info), iterInfoLen: uint32(unsafe.Sizeof(info))}
+	fd, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_LINK_CREATE, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(fd), nil
+}
+
+// pinObject pins the BPF object open at fd at path (BPF_OBJ_PIN).
+func pinObject(fd int, path string) error {
+	p, err := unix.BytePtrFromString(path)
+	if err != nil {
+		return err
+	}
+	attr := struct {
+		pathname        unsafe.Pointer
+		bpfFD, fileFlag uint32
+	}{pathname: unsafe.Pointer(p), bpfFD: uint32(fd)}
+	if _, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_OBJ_PIN, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr)); errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// attachKernelViews pins the kernel views of a container that just
+// started; a view the kernel cannot serve stays with the FUSE file.
+func (d *daemon) attachKernelViews(c *container, cgroups map[string]string) {
+	if d.bpf == nil {
+		return
+	}
+	cg := cgroups[""] // the unified hierarchy's, on v2 and hybrid hosts
+	if cg == "" {
+		return
+	}
+	cfg := d.kernelCfg(c)
+	pins := map[string]string{}
+	for dest := range kernelViews {
+		pin, err := d.bpf.attach(c.id, dest, cg, cfg, c.uid, c.gid)
+		if err != nil {
+			slog.Warn("kernel view not served: the FUSE file serves it", "id", c.id, "file", dest, "err", err)
+			continue
+		}
+		pins[dest] = pin
+	}
+	c.mu.Lock()
+	c.pins, c.pinCg, c.pinCPUs = pins, cg, cfg.NCPU
+	c.mu.Unlock()
+}
+
+// kernelCfg is what the programs need to know of c.
+func (d *daemon) kernelCfg(c *container) viewCfg {
+	s := c.snap()
+	return viewCfg{StartNs: uint64(s.bootOff), NCPU: uint32(len(c.visibleCPUs(d.host)))}
+}
+
+// refreshKernelCfg tells the programs a changed CPU count (docker update).
+// The load sampler calls it.
+func (d *daemon) refreshKernelCfg(c *container) {
+	c.mu.Lock()
+	cg, had := c.pinCg, c.pinCPUs
+	c.mu.Unlock()
+	if d.bpf == nil || cg == "" {
+		return
+	}
+	cfg := d.kernelCfg(c)
+	if cfg.NCPU == had {
+		return
+	}
+	if err := d.bpf.setCfg(cg, cfg); err != nil {
+		slog.Debug("update the kernel views' data", "id", c.id, "err", err)
+		return
+	}
+	c.mu.Lock()
+	c.pinCPUs = cfg.NCPU
+	c.mu.Unlock()
+}
+
+// detachKernelViews removes what attachKernelViews made.
+func (d *daemon) detachKernelViews(c *container) {
+	if d.bpf == nil {
+		return
+	}
+	c.mu.Lock()
+	cg := c.pinCg
+	c.pins, c.pinCg = nil, ""
+	c.mu.Unlock()
+	d.bpf.detach(c.id, cg)
+}
+
+// pin is the kernel view's pin serving dest for c, or "".
+func (c *container) pin(dest string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pins[dest]
+}
