@@ -506,3 +506,82 @@ func lastLine(s string) string {
 	}
 	return s
 }
+
+// kernelViews reports whether sysbox-fs serves /proc/uptime from the kernel
+// on this host (a BPF cgroup iterator needs the kernel's BTF): it does on
+// the CI machine, where TestFsKernelViews holds it to that.
+func kernelViews(t testing.TB) bool {
+	_, err := os.Stat("/sys/kernel/btf/vmlinux")
+	return err == nil
+}
+
+// TestFsKernelViews: /proc/uptime is a pinned BPF iterator bound to the
+// container's cgroup, read in the reader's own read(2): what it shows, who
+// owns it, that it cannot be changed or unmounted, that a CPU limit counts
+// in its idle time, and that it goes with the container.
+func TestFsKernelViews(t *testing.T) {
+	needDaemons(t)
+	if !kernelViews(t) {
+		t.Skip("no kernel BTF here: sysbox-fs serves /proc/uptime through FUSE (TestFsLimits)")
+	}
+	name := container{Runtime: RuntimeSysbox, Image: ImageMinimal, Flags: []string{"--cpus", "1"}, Cmd: []string{"sleep", "600"}}.start(t)
+	id := strings.TrimSpace(docker(t, "inspect", "-f", "{{.Id}}", name))
+	out := dockerExec(t, name, "sh", "-c", `
+		grep ' /proc/uptime ' /proc/self/mountinfo | sed 's/.* - //' | cut -d' ' -f1
+		cat /proc/uptime
+		stat -c '%U %a' /proc/uptime
+		chmod 600 /proc/uptime 2>/dev/null; echo "chmod=$?"
+		umount /proc/uptime 2>/dev/null; echo "umount=$?"
+		(echo 1 > /proc/uptime) 2>/dev/null; echo "write=$?"
+		cat /proc/uptime`)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	t.Logf("%s", out)
+	if len(lines) < 5 || lines[0] != "bpf" {
+		t.Fatalf("/proc/uptime is not the kernel view (want a bpf mount first):\n%s", out)
+	}
+	up, idle := uptimeFields(t, lines[1])
+	if up >= 5 {
+		t.Errorf("uptime %.2f right after start, want under 5 s", up)
+	}
+	// --cpus 1: one CPU's worth of idle at most.
+	if idle > up+0.01 {
+		t.Errorf("idle %.2f over uptime %.2f with --cpus 1", idle, up)
+	}
+	if lines[2] != "root 444" {
+		t.Errorf("/proc/uptime is %q, want root's, mode 444", lines[2])
+	}
+	for _, k := range []string{"chmod", "umount", "write"} {
+		if strings.Contains(out, k+"=0\n") {
+			t.Errorf("%s of /proc/uptime succeeded:\n%s", k, out)
+		}
+	}
+	if up2, _ := uptimeFields(t, lines[len(lines)-1]); up2 < up {
+		t.Errorf("uptime went back: %.2f then %.2f", up, up2)
+	}
+	pins := filepath.Join(filepath.Dir(ipc.FsSocket), "bpf", id)
+	if _, err := os.Stat(filepath.Join(pins, "uptime")); err != nil {
+		t.Errorf("the container's pin: %v", err)
+	}
+	// A restart binds it again, from zero.
+	docker(t, "restart", "-t", "0", name)
+	if up, _ := uptimeFields(t, dockerExec(t, name, "cat", "/proc/uptime")); up >= 5 {
+		t.Errorf("uptime %.2f after a restart, want under 5 s", up)
+	}
+	docker(t, "rm", "-f", name)
+	assertGone(t, pins)
+}
+
+// uptimeFields parses a /proc/uptime line.
+func uptimeFields(t testing.TB, line string) (up, idle float64) {
+	t.Helper()
+	f := strings.Fields(line)
+	if len(f) != 2 {
+		t.Fatalf("%q is not an uptime line", line)
+	}
+	up, err1 := strconv.ParseFloat(f[0], 64)
+	idle, err2 := strconv.ParseFloat(f[1], 64)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("%q is not an uptime line", line)
+	}
+	return up, idle
+}

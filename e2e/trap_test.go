@@ -84,7 +84,7 @@ func TestTrapUnshareMountProc(t *testing.T) {
 	needDaemons(t)
 	name := sysbox("sleep", "infinity").withFlags("--memory", "256m").start(t)
 	own := inside(t, name, readProc)
-	nested := inside(t, name, "unshare -pfm --mount-proc sh -c '"+readProc+"; grep -c \" /proc/uptime .* - fuse\" /proc/self/mountinfo'")
+	nested := inside(t, name, "unshare -pfm --mount-proc sh -c '"+readProc+"; grep -cE \" /proc/uptime .* - (fuse|bpf)\" /proc/self/mountinfo'")
 	ownUp, ownMem := procValues(t, "container", own)
 	up, mem := procValues(t, "unshare --mount-proc", nested)
 	checkUptime(t, "unshare --mount-proc", up, ownUp)
@@ -327,20 +327,20 @@ func TestTrapFree(t *testing.T) {
 
 // TestTrapInnerDocker: a container started by the inner Docker of a system
 // container sees a virtualized /proc: its uptime is the system
-// container's, not the host's, from a FUSE view.
+// container's, not the host's, from a view (FUSE, or the kernel view).
 func TestTrapInnerDocker(t *testing.T) {
 	needDaemons(t)
 	name := innerDocker(t)
 	own := inside(t, name, "head -c 100 /proc/uptime")
 	out := inside(t, name, "docker run --rm --network none "+ImageBusybox+
-		` sh -c 'head -c 100 /proc/uptime; echo; grep " /proc/uptime " /proc/self/mountinfo | grep -c fuse'`)
+		` sh -c 'head -c 100 /proc/uptime; echo; grep " /proc/uptime " /proc/self/mountinfo | grep -cE " - (fuse|bpf) "'`)
 	lines := strings.Split(out, "\n")
 	if len(lines) < 2 {
 		t.Fatalf("inner container said:\n%s", out)
 	}
 	checkUptime(t, "inner container", uptimeOf(t, lines[0]), uptimeOf(t, own))
 	if n := strings.TrimSpace(lines[len(lines)-1]); n != "1" {
-		t.Errorf("inner container: %s FUSE mounts at /proc/uptime, want 1:\n%s", n, out)
+		t.Errorf("inner container: %s view mounts at /proc/uptime, want 1:\n%s", n, out)
 	}
 }
 
@@ -424,11 +424,13 @@ func newPrivateFs(t *testing.T) *privateFs {
 		if f.p != nil {
 			f.p.stop(10 * time.Second)
 		}
-		// A killed daemon leaves its FUSE mount behind.
-		mnt := filepath.Join(dir, "mnt")
-		if slices.Contains(mountPoints(t), mnt) {
-			if out, err := runCmd(t, nil, "umount", "-l", mnt); err != nil {
-				t.Errorf("umount %s: %v %s", mnt, err, out)
+		// A killed daemon leaves its FUSE mount behind; any daemon its
+		// bpffs of kernel-view pins (meant to outlive it).
+		for _, mnt := range []string{filepath.Join(dir, "mnt"), filepath.Join(dir, "bpf")} {
+			if slices.Contains(mountPoints(t), mnt) {
+				if out, err := runCmd(t, nil, "umount", "-l", mnt); err != nil {
+					t.Errorf("umount %s: %v %s", mnt, err, out)
+				}
 			}
 		}
 		if err := os.RemoveAll(dir); err != nil {
@@ -487,6 +489,7 @@ round() {
 		umount -l /tmp/p$1 2>/dev/null
 		mknod /tmp/null$1 c 1 3; echo "mknod=$?"
 		umount /proc/sys; echo "umount-view=$?"
+		echo "uptime=$(cut -d' ' -f1 /proc/uptime)"
 		echo "alive=$$"
 	} >/ctl/out-$1 2>&1
 	touch /ctl/done-$1
@@ -597,6 +600,11 @@ func TestTrapFsDaemonKilled(t *testing.T) {
 	}
 	if n := strings.Count(r["out"], "Function not implemented"); n < 3 {
 		t.Errorf("round 2 (agent killed): want ENOSYS from mount, mknod and umount, got:\n%s", r["out"])
+	}
+	// The kernel serves /proc/uptime, daemon or not (on hosts where it
+	// cannot, the FUSE file answers ENOTCONN now).
+	if _, err := strconv.ParseFloat(r["uptime"], 64); err != nil && kernelViews(t) {
+		t.Errorf("round 2 (daemon killed): /proc/uptime %q, want the kernel view's number", r["uptime"])
 	}
 	if initPid() != pid {
 		t.Errorf("the container's init changed")

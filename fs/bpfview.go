@@ -86,6 +86,25 @@ func slicesHasNil(m map[string]*ebpf.Program) bool {
 	return false
 }
 
+// release closes b and, when no container has pins left, unmounts the
+// bpffs: a daemon that stops clean with no container running leaves
+// nothing behind.
+func (b *bpfViews) release() {
+	b.close()
+	ents, err := os.ReadDir(b.dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if e.IsDir() {
+			return
+		}
+	}
+	if err := unix.Unmount(b.dir, unix.MNT_DETACH); err == nil {
+		_ = os.Remove(b.dir)
+	}
+}
+
 func (b *bpfViews) close() {
 	for _, p := range b.progs {
 		if p != nil {
@@ -134,13 +153,6 @@ func (b *bpfViews) attach(id, dest, cg string, cfg viewCfg, uid, gid uint32) (st
 	if prog == nil {
 		return "", fmt.Errorf("no kernel view for %s", dest)
 	}
-	cgid, err := cgroupID(cg)
-	if err != nil {
-		return "", err
-	}
-	if err := b.cfg.Put(cgid, cfg); err != nil {
-		return "", fmt.Errorf("set the view's data: %w", err)
-	}
 	cfd, err := unix.Open(cg, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return "", err
@@ -162,13 +174,17 @@ func (b *bpfViews) attach(id, dest, cg string, cfg viewCfg, uid, gid uint32) (st
 	if err := pinObject(lfd, pin); err != nil {
 		return "", fmt.Errorf("pin %s: %w", pin, err)
 	}
+	// No one reads the pin before the runtime binds it, after this.
 	err = os.Chown(pin, int(uid), int(gid))
 	if err == nil {
 		err = os.Chmod(pin, 0o444)
 	}
+	if err == nil {
+		err = b.setCfg(cg, cfg)
+	}
 	if err != nil {
 		_ = os.Remove(pin)
-		return "", err
+		return "", fmt.Errorf("pin %s: %w", pin, err)
 	}
 	return pin, nil
 }

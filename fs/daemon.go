@@ -52,9 +52,9 @@ func (d *daemon) close() {
 	}
 	d.self.close()
 	if d.bpf != nil {
-		// The pins stay: containers keep reading them while no daemon
-		// runs, and the next one takes them back.
-		d.bpf.close()
+		// Pins stay: containers keep reading them while no daemon runs,
+		// and the next one takes them back.
+		d.bpf.release()
 	}
 }
 
@@ -143,6 +143,16 @@ func (d *daemon) Mounts(id string) ([]ipc.FsMount, bool) {
 		return nil, false
 	}
 	return d.mounts(id), true
+}
+
+// SettledMounts is Mounts, and whether the list is final: the container
+// has started (its kernel views are pinned), or it is not registered.
+func (d *daemon) SettledMounts(id string) ([]ipc.FsMount, bool, bool) {
+	c := d.get(id)
+	if c == nil {
+		return nil, false, true
+	}
+	return d.mounts(id), true, c.snap().started
 }
 
 // ReadView returns the content of a container's emulated file by its

@@ -54,6 +54,13 @@ type Views interface {
 	Mounts(id string) ([]ipc.FsMount, bool)
 }
 
+// SettledViews is what Views may also offer: Mounts, and whether that list
+// is final. Until the container's init has started, its kernel views
+// (pins bound to its cgroup, which does not exist before) are not in it.
+type SettledViews interface {
+	SettledMounts(id string) (ms []ipc.FsMount, registered, settled bool)
+}
+
 // ViewReader is what Views may also offer when the agent runs in the fs
 // daemon's own process: a view's content without a read through the FUSE
 // mount (which that process serves itself).

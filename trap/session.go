@@ -25,10 +25,11 @@ type container struct {
 	sources *mountSources
 	refs    int
 	// views: what the fs daemon shows this container (Views.Mounts, read
-	// once: the daemon answers the same for the container's whole life,
-	// and asking costs a few stats of the host's sysfs); registered: the
-	// daemon knows the container.
+	// until settled: then the daemon answers the same for the container's
+	// whole life, and asking costs a few stats of the host's sysfs);
+	// registered: the daemon knows the container.
 	views      []ipc.FsMount
+	settled    bool
 	registered bool
 }
 
@@ -238,11 +239,7 @@ func (s *session) next() (notif, bool, error) {
 // attach finds or makes the container's shared state. A new init pid under
 // a known ID is a restarted container: its mounts are read again.
 func (a *Agent) attach(id string, initPid int, log *slog.Logger) *container {
-	var views []ipc.FsMount
-	registered := false
-	if a.views != nil {
-		views, registered = a.views.Mounts(id)
-	}
+	views, registered, settled := a.mounts(id)
 	a.mu.Lock()
 	ct := a.containers[id]
 	if ct != nil && ct.initPid == initPid {
@@ -250,7 +247,7 @@ func (a *Agent) attach(id string, initPid int, log *slog.Logger) *container {
 		a.mu.Unlock()
 		return ct
 	}
-	ct = &container{id: id, initPid: initPid, refs: 1, sources: newMountSources(), views: views, registered: registered}
+	ct = &container{id: id, initPid: initPid, refs: 1, sources: newMountSources(), views: views, settled: settled, registered: registered}
 	a.containers[id] = ct
 	a.mu.Unlock()
 	// Read before the container runs anything of its own: the runtime
@@ -295,9 +292,36 @@ func (a *Agent) detach(ct *container) {
 	ct.sources.close()
 }
 
+// mounts asks the fs daemon what it shows container id.
+func (a *Agent) mounts(id string) (views []ipc.FsMount, registered, settled bool) {
+	switch v := a.views.(type) {
+	case nil:
+		return nil, false, true
+	case SettledViews:
+		return v.SettledMounts(id)
+	default:
+		views, registered = v.Mounts(id)
+		return views, registered, true
+	}
+}
+
 // views are the container's views (ipc.FsMount: host source, container
-// path); read-only.
-func (s *session) views() []ipc.FsMount { return s.ct.views }
+// path); read-only. Asked again until the daemon's list is final: the
+// runtime's first calls come before the container's init has started.
+func (s *session) views() []ipc.FsMount {
+	s.a.mu.Lock()
+	ct := s.ct
+	views, settled := ct.views, ct.settled
+	s.a.mu.Unlock()
+	if settled {
+		return views
+	}
+	views, _, settled = s.a.mounts(ct.id)
+	s.a.mu.Lock()
+	ct.views, ct.settled = views, settled
+	s.a.mu.Unlock()
+	return views
+}
 
 func (s *session) layout() *layout {
 	s.a.mu.Lock()

@@ -1,0 +1,152 @@
+package fs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// unifiedCgroupRoot is where the host mounts cgroup v2: alone, or beside
+// the v1 hierarchies (hybrid).
+func unifiedCgroupRoot(t *testing.T) string {
+	for _, p := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
+		var st unix.Statfs_t
+		if unix.Statfs(p, &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+			return p
+		}
+	}
+	t.Fatal("no cgroup v2 mount (kernel views need the unified hierarchy)")
+	return ""
+}
+
+func bootNs(t *testing.T) uint64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		t.Fatal(err)
+	}
+	return uint64(ts.Nano())
+}
+
+// TestKernelViewUptime loads the programs, pins a container's /proc/uptime
+// for a cgroup of its own, reads it the way a container does, and removes
+// it. Root: loading BPF and mounting bpffs need it.
+func TestKernelViewUptime(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (BPF, bpffs, a cgroup)")
+	}
+	dir := t.TempDir()
+	b, err := openBPFViews(dir)
+	if err != nil {
+		t.Fatalf("load the kernel views: %v", err)
+	}
+	t.Cleanup(func() {
+		b.close()
+		_ = unix.Unmount(dir, unix.MNT_DETACH)
+	})
+	cg := filepath.Join(unifiedCgroupRoot(t), fmt.Sprintf("sysbox-unit-%d", os.Getpid()))
+	if err := os.Mkdir(cg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Remove(cg) })
+
+	// Started 3 s ago with 2 CPUs; nothing runs in the cgroup, so it idled
+	// all that time on both.
+	cfg := viewCfg{StartNs: bootNs(t) - uint64(3*time.Second), NCPU: 2}
+	pin, err := b.attach("c1", "/proc/uptime", cg, cfg, 100000, 100001)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "c1", "uptime"); pin != want {
+		t.Errorf("pin %s, want %s", pin, want)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(pin, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Uid != 100000 || st.Gid != 100001 || st.Mode&0o777 != 0o444 {
+		t.Errorf("pin owned by %d:%d mode %o, want the container's root, 0444", st.Uid, st.Gid, st.Mode&0o777)
+	}
+	up, idle := readUptime(t, pin)
+	if up < 3 || up > 4 {
+		t.Errorf("uptime %.2f, want 3 s and a bit", up)
+	}
+	if idle < 2*up-0.05 || idle > 2*up {
+		t.Errorf("idle %.2f, want about twice the uptime (%.2f): 2 CPUs, nothing ran", idle, up)
+	}
+
+	// A changed CPU count shows on the next read.
+	cfg.NCPU = 1
+	if err := b.setCfg(cg, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if up, idle := readUptime(t, pin); idle > up {
+		t.Errorf("idle %.2f over uptime %.2f with 1 CPU", idle, up)
+	}
+
+	// Pinned again (a restarted daemon): replaced, not refused.
+	if _, err := b.attach("c1", "/proc/uptime", cg, cfg, 100000, 100001); err != nil {
+		t.Fatalf("attach again: %v", err)
+	}
+	b.detach("c1", cg)
+	if _, err := os.Stat(filepath.Join(dir, "c1")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("detach left %s/c1: %v", dir, err)
+	}
+	cgid, _ := cgroupID(cg)
+	var got viewCfg
+	if err := b.cfg.Lookup(cgid, &got); err == nil {
+		t.Errorf("detach left the container's data: %+v", got)
+	}
+
+	// sweep removes what keep does not name.
+	for _, id := range []string{"c2", "c3"} {
+		if _, err := b.attach(id, "/proc/uptime", cg, cfg, 0, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.sweep(func(id string) bool { return id == "c3" })
+	if _, err := os.Stat(filepath.Join(dir, "c2")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("sweep left c2: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "c3", "uptime")); err != nil {
+		t.Errorf("sweep removed c3: %v", err)
+	}
+	b.detach("c3", cg)
+
+	// A cgroup that is not one: a clear error, nothing left.
+	plain := t.TempDir()
+	if _, err := b.attach("c4", "/proc/uptime", plain, cfg, 0, 0); err == nil {
+		t.Error("attach to a plain directory succeeded")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "c4")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a failed attach left %s/c4: %v", dir, err)
+	}
+	if id, err := cgroupID(plain); err == nil && b.cfg.Lookup(id, &got) == nil {
+		t.Errorf("a failed attach left data: %+v", got)
+	}
+}
+
+// readUptime reads a /proc/uptime file: two numbers, centiseconds.
+func readUptime(t *testing.T, path string) (up, idle float64) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(raw))
+	if len(f) != 2 || !strings.HasSuffix(string(raw), "\n") || len(f[0]) < 4 || f[0][len(f[0])-3] != '.' {
+		t.Fatalf("%s: %q is not an uptime line", path, raw)
+	}
+	up, err1 := strconv.ParseFloat(f[0], 64)
+	idle, err2 := strconv.ParseFloat(f[1], 64)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("%s: %q", path, raw)
+	}
+	return up, idle
+}
