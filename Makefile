@@ -50,6 +50,8 @@ clean:
 # the README's test command and what .ci/run runs.
 test:
 	@if [ "$$(id -u)" -eq 0 ]; then scripts/install-deps.sh; fi
+	@if command -v clang >/dev/null; then $(MAKE) --no-print-directory bpf-check; \
+	else echo "test: no clang: the BPF object's check skipped (scripts/install-deps.sh installs it)"; fi
 	@$(MAKE) --no-print-directory unit
 	@if [ "$$(id -u)" -eq 0 ]; then $(MAKE) --no-print-directory e2e; \
 	else echo "test: not root: e2e tests skipped (run: sudo make test)"; fi
