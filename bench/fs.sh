@@ -35,8 +35,11 @@ trap cleanup EXIT
 CGO_ENABLED=0 go build -C "$top" -o "$work/procread" ./bench/procread
 files="/proc/uptime /proc/meminfo"
 # Sysctls come through directory binds (a lookup per path component unless
-# cached) and, for net.*, the container's network namespace; lxcfs has none.
-sysctls="/proc/sys/kernel/pid_max /proc/sys/net/core/somaxconn"
+# cached) and, for net.*, the container's network namespace; lxcfs has none
+# of these (nor, by default, loadavg). /proc/uptime and /proc/loadavg are
+# kernel views where the host allows (BPF iterators, no FUSE); the others
+# are FUSE files.
+more="/proc/loadavg /proc/sys/kernel/pid_max /proc/sys/net/core/somaxconn"
 
 declare -A p50 p99
 measure() { # label, command...
@@ -47,7 +50,7 @@ measure() { # label, command...
 		p99["$label $path"]=$b
 	done < <("$@")
 }
-measure "runc (kernel procfs)" "$docker" run --rm --network none --runtime runc -v "$work/procread:/procread:ro" "$image" /procread -n "$n" $files $sysctls
+measure "runc (kernel procfs)" "$docker" run --rm --network none --runtime runc -v "$work/procread:/procread:ro" "$image" /procread -n "$n" $files $more
 sysbox_bin=${SYSBOX_BIN:-$top/bin/sysbox}
 # sysbox_bundle runs procread in a bundle through the runtime directly.
 sysbox_bundle() {
@@ -60,7 +63,7 @@ sysbox_bundle() {
 	"$sysbox_bin" runc spec --bundle "$b"
 	# shellcheck disable=SC2086 # $files is a list
 	jq --arg n "$n" '.process.args = ["/procread", "-n", $n] + $ARGS.positional | .process.terminal = false | .root.readonly = false' \
-		--args $files $sysctls <"$b/config.json" >"$b/config.new"
+		--args $files $more <"$b/config.json" >"$b/config.new"
 	mv "$b/config.new" "$b/config.json"
 	"$sysbox_bin" runc --root "$work/state" run --bundle "$b" "$bundle_id" </dev/null
 	"$sysbox_bin" runc --root "$work/state" delete -f "$bundle_id" >/dev/null 2>&1 || true
@@ -69,7 +72,7 @@ if [ -n "${SYSBOX_FS_SOCKET:-}" ]; then
 	bundle_id=bench-fs-$$
 	measure "sysbox-runc (sysbox-fs)" sysbox_bundle
 else
-	measure "sysbox-runc (sysbox-fs)" "$docker" run --rm --network none --runtime sysbox-runc -v "$work/procread:/procread:ro" "$image" /procread -n "$n" $files $sysctls
+	measure "sysbox-runc (sysbox-fs)" "$docker" run --rm --network none --runtime sysbox-runc -v "$work/procread:/procread:ro" "$image" /procread -n "$n" $files $more
 fi
 if command -v lxcfs >/dev/null; then
 	mkdir -p "$work/lxcfs"
@@ -82,7 +85,7 @@ if command -v lxcfs >/dev/null; then
 	measure "lxcfs" sh -c "\"$work/procread\" -n $n $lx | sed 's#$work/lxcfs##'"
 fi
 
-for f in $files $sysctls; do
+for f in $files $more; do
 	base=${p50["runc (kernel procfs) $f"]}
 	echo "== open+read+close of $f ($n reads)"
 	for label in "runc (kernel procfs)" "sysbox-runc (sysbox-fs)" "lxcfs"; do

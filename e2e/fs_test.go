@@ -515,10 +515,11 @@ func kernelViews(t testing.TB) bool {
 	return err == nil
 }
 
-// TestFsKernelViews: /proc/uptime is a pinned BPF iterator bound to the
-// container's cgroup, read in the reader's own read(2): what it shows, who
-// owns it, that it cannot be changed or unmounted, that a CPU limit counts
-// in its idle time, and that it goes with the container.
+// TestFsKernelViews: /proc/uptime and /proc/loadavg are pinned BPF
+// iterators bound to the container's cgroup, read in the reader's own
+// read(2): what they show, who owns them, that they cannot be changed or
+// unmounted, that a CPU limit counts in the idle time, and that they go
+// with the container.
 func TestFsKernelViews(t *testing.T) {
 	needDaemons(t)
 	if !kernelViews(t) {
@@ -533,6 +534,8 @@ func TestFsKernelViews(t *testing.T) {
 		chmod 600 /proc/uptime 2>/dev/null; echo "chmod=$?"
 		umount /proc/uptime 2>/dev/null; echo "umount=$?"
 		(echo 1 > /proc/uptime) 2>/dev/null; echo "write=$?"
+		grep ' /proc/loadavg ' /proc/self/mountinfo | sed 's/.* - //' | cut -d' ' -f1
+		cat /proc/loadavg
 		cat /proc/uptime`)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	t.Logf("%s", out)
@@ -555,12 +558,17 @@ func TestFsKernelViews(t *testing.T) {
 			t.Errorf("%s of /proc/uptime succeeded:\n%s", k, out)
 		}
 	}
+	if len(lines) < 9 || lines[6] != "bpf" || !regexp.MustCompile(`^\d+\.\d\d \d+\.\d\d \d+\.\d\d \d+/\d+ \d+$`).MatchString(lines[7]) {
+		t.Errorf("/proc/loadavg is not the kernel view's loadavg:\n%s", out)
+	}
 	if up2, _ := uptimeFields(t, lines[len(lines)-1]); up2 < up {
 		t.Errorf("uptime went back: %.2f then %.2f", up, up2)
 	}
 	pins := filepath.Join(filepath.Dir(ipc.FsSocket), "bpf", id)
-	if _, err := os.Stat(filepath.Join(pins, "uptime")); err != nil {
-		t.Errorf("the container's pin: %v", err)
+	for _, f := range []string{"uptime", "loadavg"} {
+		if _, err := os.Stat(filepath.Join(pins, f)); err != nil {
+			t.Errorf("the container's pin: %v", err)
+		}
 	}
 	// A restart binds it again, from zero.
 	docker(t, "restart", "-t", "0", name)

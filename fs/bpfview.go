@@ -39,13 +39,27 @@ type viewCfg struct {
 	_       uint32
 }
 
+// viewText is struct view_text of views.bpf.c.
+type viewText struct {
+	Len  uint32
+	_    uint32
+	Text [120]byte
+}
+
 // kernelViews are the dests the kernel serves, by the program's name.
-var kernelViews = map[string]string{"/proc/uptime": "uptime"}
+var kernelViews = map[string]string{"/proc/uptime": "uptime", "/proc/loadavg": "loadavg"}
 
 type bpfViews struct {
 	dir   string
 	progs map[string]*ebpf.Program
-	cfg   *ebpf.Map
+	cfg   *ebpf.Map // cgroup id -> viewCfg
+	load  *ebpf.Map // cgroup id -> viewText (/proc/loadavg)
+}
+
+// kernelData is what the programs serve a container from.
+type kernelData struct {
+	cfg  viewCfg
+	load []byte // /proc/loadavg's text
 }
 
 // openBPFViews loads the programs and mounts (or reuses) the bpffs at dir.
@@ -61,7 +75,7 @@ func openBPFViews(dir string) (*bpfViews, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load the BPF views: %w", err)
 	}
-	b := &bpfViews{dir: dir, progs: map[string]*ebpf.Program{}, cfg: coll.Maps["sysbox_views"]}
+	b := &bpfViews{dir: dir, progs: map[string]*ebpf.Program{}, cfg: coll.Maps["sysbox_views"], load: coll.Maps["sysbox_loadavg"]}
 	for _, name := range kernelViews {
 		b.progs[name] = coll.Programs[name]
 	}
@@ -70,9 +84,9 @@ func openBPFViews(dir string) (*bpfViews, error) {
 			p.Close()
 		}
 	}
-	if b.cfg == nil || len(b.progs) != len(kernelViews) || slicesHasNil(b.progs) {
+	if b.cfg == nil || b.load == nil || len(b.progs) != len(kernelViews) || slicesHasNil(b.progs) {
 		b.close()
-		return nil, errors.New("the BPF object lacks a program or its map")
+		return nil, errors.New("the BPF object lacks a program or a map")
 	}
 	return b, nil
 }
@@ -111,8 +125,10 @@ func (b *bpfViews) close() {
 			p.Close()
 		}
 	}
-	if b.cfg != nil {
-		b.cfg.Close()
+	for _, m := range []*ebpf.Map{b.cfg, b.load} {
+		if m != nil {
+			m.Close()
+		}
 	}
 }
 
@@ -145,10 +161,10 @@ func cgroupID(dir string) (uint64, error) {
 }
 
 // attach serves dest for container id from cgroup dir cg (unified
-// hierarchy): sets what the program needs to know and pins an iterator
-// bound to cg at <dir>/<id>/<name>, replacing an older pin (a restarted
-// daemon's). It returns the pin's path.
-func (b *bpfViews) attach(id, dest, cg string, cfg viewCfg, uid, gid uint32) (string, error) {
+// hierarchy) by pinning an iterator bound to cg at <dir>/<id>/<name>,
+// replacing an older pin (a restarted daemon's), and returns the pin's
+// path. setData comes first: the program reads it.
+func (b *bpfViews) attach(id, dest, cg string, uid, gid uint32) (string, error) {
 	prog := b.progs[kernelViews[dest]]
 	if prog == nil {
 		return "", fmt.Errorf("no kernel view for %s", dest)
@@ -174,13 +190,9 @@ func (b *bpfViews) attach(id, dest, cg string, cfg viewCfg, uid, gid uint32) (st
 	if err := pinObject(lfd, pin); err != nil {
 		return "", fmt.Errorf("pin %s: %w", pin, err)
 	}
-	// No one reads the pin before the runtime binds it, after this.
 	err = os.Chown(pin, int(uid), int(gid))
 	if err == nil {
 		err = os.Chmod(pin, 0o444)
-	}
-	if err == nil {
-		err = b.setCfg(cg, cfg)
 	}
 	if err != nil {
 		_ = os.Remove(pin)
@@ -189,13 +201,21 @@ func (b *bpfViews) attach(id, dest, cg string, cfg viewCfg, uid, gid uint32) (st
 	return pin, nil
 }
 
-// setCfg updates what the programs know of the container in cgroup cg.
-func (b *bpfViews) setCfg(cg string, cfg viewCfg) error {
+// setData sets what the programs serve the container in cgroup cg from.
+func (b *bpfViews) setData(cg string, d kernelData) error {
 	cgid, err := cgroupID(cg)
 	if err != nil {
 		return err
 	}
-	return b.cfg.Put(cgid, cfg)
+	var v viewText
+	v.Len = uint32(copy(v.Text[:], d.load))
+	if err := b.cfg.Put(cgid, d.cfg); err != nil {
+		return fmt.Errorf("set the kernel views' data: %w", err)
+	}
+	if err := b.load.Put(cgid, v); err != nil {
+		return fmt.Errorf("set the kernel views' data: %w", err)
+	}
+	return nil
 }
 
 // detach removes a container's pins (the bind mounts of them that are
@@ -205,6 +225,7 @@ func (b *bpfViews) detach(id, cg string) {
 	if cg != "" {
 		if cgid, err := cgroupID(cg); err == nil {
 			_ = b.cfg.Delete(cgid)
+			_ = b.load.Delete(cgid)
 		}
 	}
 	removePins(filepath.Join(b.dir, id))
@@ -280,10 +301,17 @@ func (d *daemon) attachKernelViews(c *container, cgroups map[string]string) {
 	if cg == "" {
 		return
 	}
-	cfg := d.kernelCfg(c)
+	data := d.kernelData(c)
+	c.mu.Lock()
+	c.pinCg = cg // detachKernelViews cleans up from here on
+	c.mu.Unlock()
+	if err := d.bpf.setData(cg, data); err != nil {
+		slog.Warn("kernel views not served: the FUSE files serve them", "id", c.id, "err", err)
+		return
+	}
 	pins := map[string]string{}
 	for dest := range kernelViews {
-		pin, err := d.bpf.attach(c.id, dest, cg, cfg, c.uid, c.gid)
+		pin, err := d.bpf.attach(c.id, dest, cg, c.uid, c.gid)
 		if err != nil {
 			slog.Warn("kernel view not served: the FUSE file serves it", "id", c.id, "file", dest, "err", err)
 			continue
@@ -291,36 +319,34 @@ func (d *daemon) attachKernelViews(c *container, cgroups map[string]string) {
 		pins[dest] = pin
 	}
 	c.mu.Lock()
-	c.pins, c.pinCg, c.pinCPUs = pins, cg, cfg.NCPU
+	c.pins = pins
 	c.mu.Unlock()
 }
 
-// kernelCfg is what the programs need to know of c.
-func (d *daemon) kernelCfg(c *container) viewCfg {
+// kernelData is what the programs serve c from: when it started, its CPU
+// count, and its load as last sampled (the host's before the first sample,
+// as the FUSE file shows).
+func (d *daemon) kernelData(c *container) kernelData {
 	s := c.snap()
-	return viewCfg{StartNs: uint64(s.bootOff), NCPU: uint32(len(c.visibleCPUs(d.host)))}
+	load, _ := d.loadavg(c)
+	return kernelData{
+		cfg:  viewCfg{StartNs: uint64(s.bootOff), NCPU: uint32(len(c.visibleCPUs(d.host)))},
+		load: load,
+	}
 }
 
-// refreshKernelCfg tells the programs a changed CPU count (docker update).
-// The load sampler calls it.
-func (d *daemon) refreshKernelCfg(c *container) {
+// refreshKernelData tells the programs the new load sample, and a changed
+// CPU count (docker update). The load sampler calls it after each sample.
+func (d *daemon) refreshKernelData(c *container) {
 	c.mu.Lock()
-	cg, had := c.pinCg, c.pinCPUs
+	cg := c.pinCg
 	c.mu.Unlock()
 	if d.bpf == nil || cg == "" {
 		return
 	}
-	cfg := d.kernelCfg(c)
-	if cfg.NCPU == had {
-		return
-	}
-	if err := d.bpf.setCfg(cg, cfg); err != nil {
+	if err := d.bpf.setData(cg, d.kernelData(c)); err != nil {
 		slog.Debug("update the kernel views' data", "id", c.id, "err", err)
-		return
 	}
-	c.mu.Lock()
-	c.pinCPUs = cfg.NCPU
-	c.mu.Unlock()
 }
 
 // detachKernelViews removes what attachKernelViews made.

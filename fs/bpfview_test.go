@@ -34,10 +34,10 @@ func bootNs(t *testing.T) uint64 {
 	return uint64(ts.Nano())
 }
 
-// TestKernelViewUptime loads the programs, pins a container's /proc/uptime
-// for a cgroup of its own, reads it the way a container does, and removes
-// it. Root: loading BPF and mounting bpffs need it.
-func TestKernelViewUptime(t *testing.T) {
+// TestKernelViews loads the programs, pins a container's /proc/uptime and
+// /proc/loadavg for a cgroup of its own, reads them the way a container
+// does, and removes them. Root: loading BPF and mounting bpffs need it.
+func TestKernelViews(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (BPF, bpffs, a cgroup)")
 	}
@@ -58,10 +58,20 @@ func TestKernelViewUptime(t *testing.T) {
 
 	// Started 3 s ago with 2 CPUs; nothing runs in the cgroup, so it idled
 	// all that time on both.
-	cfg := viewCfg{StartNs: bootNs(t) - uint64(3*time.Second), NCPU: 2}
-	pin, err := b.attach("c1", "/proc/uptime", cg, cfg, 100000, 100001)
+	data := kernelData{cfg: viewCfg{StartNs: bootNs(t) - uint64(3*time.Second), NCPU: 2}, load: []byte("0.50 0.25 0.10 1/7 4242\n")}
+	if err := b.setData(cg, data); err != nil {
+		t.Fatal(err)
+	}
+	pin, err := b.attach("c1", "/proc/uptime", cg, 100000, 100001)
 	if err != nil {
 		t.Fatal(err)
+	}
+	lpin, err := b.attach("c1", "/proc/loadavg", cg, 100000, 100001)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(lpin); err != nil || string(got) != string(data.load) {
+		t.Errorf("loadavg %q (%v), want %q", got, err, data.load)
 	}
 	if want := filepath.Join(dir, "c1", "uptime"); pin != want {
 		t.Errorf("pin %s, want %s", pin, want)
@@ -81,17 +91,21 @@ func TestKernelViewUptime(t *testing.T) {
 		t.Errorf("idle %.2f, want about twice the uptime (%.2f): 2 CPUs, nothing ran", idle, up)
 	}
 
-	// A changed CPU count shows on the next read.
-	cfg.NCPU = 1
-	if err := b.setCfg(cg, cfg); err != nil {
+	// A changed CPU count and a new load sample show on the next read.
+	data.cfg.NCPU = 1
+	data.load = []byte("1.00 0.50 0.20 2/9 4343\n")
+	if err := b.setData(cg, data); err != nil {
 		t.Fatal(err)
 	}
 	if up, idle := readUptime(t, pin); idle > up {
 		t.Errorf("idle %.2f over uptime %.2f with 1 CPU", idle, up)
 	}
+	if got, _ := os.ReadFile(lpin); string(got) != string(data.load) {
+		t.Errorf("loadavg %q after a new sample, want %q", got, data.load)
+	}
 
 	// Pinned again (a restarted daemon): replaced, not refused.
-	if _, err := b.attach("c1", "/proc/uptime", cg, cfg, 100000, 100001); err != nil {
+	if _, err := b.attach("c1", "/proc/uptime", cg, 100000, 100001); err != nil {
 		t.Fatalf("attach again: %v", err)
 	}
 	b.detach("c1", cg)
@@ -103,10 +117,14 @@ func TestKernelViewUptime(t *testing.T) {
 	if err := b.cfg.Lookup(cgid, &got); err == nil {
 		t.Errorf("detach left the container's data: %+v", got)
 	}
+	var gotText viewText
+	if err := b.load.Lookup(cgid, &gotText); err == nil {
+		t.Errorf("detach left the container's loadavg: %q", gotText.Text[:gotText.Len])
+	}
 
 	// sweep removes what keep does not name.
 	for _, id := range []string{"c2", "c3"} {
-		if _, err := b.attach(id, "/proc/uptime", cg, cfg, 0, 0); err != nil {
+		if _, err := b.attach(id, "/proc/uptime", cg, 0, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -121,14 +139,11 @@ func TestKernelViewUptime(t *testing.T) {
 
 	// A cgroup that is not one: a clear error, nothing left.
 	plain := t.TempDir()
-	if _, err := b.attach("c4", "/proc/uptime", plain, cfg, 0, 0); err == nil {
+	if _, err := b.attach("c4", "/proc/uptime", plain, 0, 0); err == nil {
 		t.Error("attach to a plain directory succeeded")
 	}
 	if _, err := os.Stat(filepath.Join(dir, "c4")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a failed attach left %s/c4: %v", dir, err)
-	}
-	if id, err := cgroupID(plain); err == nil && b.cfg.Lookup(id, &got) == nil {
-		t.Errorf("a failed attach left data: %+v", got)
 	}
 }
 

@@ -49,11 +49,10 @@ type container struct {
 	usage   cgview.CPUUsage
 	usageAt time.Time
 
-	// The kernel views pinned for it (bpfview.go): dest -> pin, the
-	// unified cgroup they are bound to, and the CPU count they were told.
-	pins    map[string]string
-	pinCg   string
-	pinCPUs uint32
+	// The kernel views pinned for it (bpfview.go): dest -> pin, and the
+	// unified cgroup they are bound to.
+	pins  map[string]string
+	pinCg string
 	// sampled runs after each load sample (the daemon refreshes what the
 	// kernel views know).
 	sampled func()

@@ -188,7 +188,7 @@ func (d *daemon) started(_ context.Context, r ipc.FsStarted) (ipc.FsRegistration
 	d.attachKernelViews(c, r.Cgroups)
 	c.mu.Lock()
 	c.changed = func() { d.saveRecord(c, r.Cgroups) }
-	c.sampled = func() { d.refreshKernelCfg(c) }
+	c.sampled = func() { d.refreshKernelData(c) }
 	c.mu.Unlock()
 	go c.runLoad(d.host.proc)
 	d.saveRecord(c, r.Cgroups)

@@ -33,6 +33,23 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sysbox_views SEC(".maps");
 
+/* Text the daemon renders and the kernel serves: /proc/loadavg, which the
+ * daemon's load sampler recomputes every 5 s (as the kernel does the
+ * machine's), so a read between two samples shows the same either way. */
+struct view_text {
+	__u32 len;
+	__u32 pad;
+	char text[120];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct view_text);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sysbox_loadavg SEC(".maps");
+
 extern void css_rstat_flush(struct cgroup_subsys_state *css) __ksym;
 
 /* /proc/uptime: seconds since the container's init started, and the
@@ -69,5 +86,28 @@ int uptime(struct bpf_iter__cgroup *ctx)
 	up /= 10000000;
 	idle /= 10000000;
 	BPF_SEQ_PRINTF(seq, "%llu.%02llu %llu.%02llu\n", up / 100, up % 100, idle / 100, idle % 100);
+	return 0;
+}
+
+/* /proc/loadavg: the container's load, as the daemon last sampled it. */
+SEC("iter/cgroup")
+int loadavg(struct bpf_iter__cgroup *ctx)
+{
+	struct seq_file *seq = ctx->meta->seq;
+	struct cgroup *cg = ctx->cgroup;
+	struct view_text *v;
+	__u64 id;
+	__u32 n;
+
+	if (!cg)
+		return 0;
+	id = cg->kn->id;
+	v = bpf_map_lookup_elem(&sysbox_loadavg, &id);
+	if (!v)
+		return 0;
+	n = v->len;
+	if (n > sizeof(v->text))
+		n = sizeof(v->text);
+	bpf_seq_write(seq, v->text, n);
 	return 0;
 }
