@@ -77,6 +77,7 @@ func All(o Options) []Result {
 	rs = append(rs, probeCgroups())
 	rs = append(rs, binfmtResult(h.kernel, h.kerr, hasFilesystem("binfmt_misc")))
 	rs = append(rs, modulesResult(exists("/proc/modules"), hasFilesystem("configfs")))
+	rs = append(rs, kernelViewsResult(exists("/sys/kernel/btf/vmlinux"), h.kernel, h.kerr, unifiedCgroup()))
 	rs = append(rs, probeSubID())
 	rs = append(rs, probeEngines()...)
 	return rs
