@@ -25,7 +25,8 @@ import (
 // Each container gets a directory in a bpffs instance of its own (beside
 // the API socket): <dir>/<id>/<file>, owned by the container's root and
 // read-only. The pins outlive this daemon: a restarted one finds them, and
-// a container's /proc/uptime keeps working while the daemon is down.
+// a container's /proc/uptime keeps working while the daemon is down (its
+// /proc/loadavg too, without new samples).
 
 //go:generate make -C .. bpf
 
@@ -84,14 +85,14 @@ func openBPFViews(dir string) (*bpfViews, error) {
 			p.Close()
 		}
 	}
-	if b.cfg == nil || b.load == nil || len(b.progs) != len(kernelViews) || slicesHasNil(b.progs) {
+	if b.cfg == nil || b.load == nil || len(b.progs) != len(kernelViews) || anyNil(b.progs) {
 		b.close()
 		return nil, errors.New("the BPF object lacks a program or a map")
 	}
 	return b, nil
 }
 
-func slicesHasNil(m map[string]*ebpf.Program) bool {
+func anyNil(m map[string]*ebpf.Program) bool {
 	for _, p := range m {
 		if p == nil {
 			return true
@@ -222,13 +223,19 @@ func (b *bpfViews) setData(cg string, d kernelData) error {
 // left, in a dying container, keep their link until unmounted) and its
 // data. cg may be "" when unknown.
 func (b *bpfViews) detach(id, cg string) {
-	if cg != "" {
-		if cgid, err := cgroupID(cg); err == nil {
-			_ = b.cfg.Delete(cgid)
-			_ = b.load.Delete(cgid)
-		}
-	}
+	b.forget(cg)
 	removePins(filepath.Join(b.dir, id))
+}
+
+// forget drops the data of cgroup cg ("": none).
+func (b *bpfViews) forget(cg string) {
+	if cg == "" {
+		return
+	}
+	if cgid, err := cgroupID(cg); err == nil {
+		_ = b.cfg.Delete(cgid)
+		_ = b.load.Delete(cgid)
+	}
 }
 
 func removePins(cdir string) {
@@ -302,9 +309,12 @@ func (d *daemon) attachKernelViews(c *container, cgroups map[string]string) {
 		return
 	}
 	data := d.kernelData(c)
-	c.mu.Lock()
+	c.pinMu.Lock()
+	defer c.pinMu.Unlock()
+	if c.pinCg != cg {
+		d.bpf.forget(c.pinCg) // started again, in another cgroup
+	}
 	c.pinCg = cg // detachKernelViews cleans up from here on
-	c.mu.Unlock()
 	if err := d.bpf.setData(cg, data); err != nil {
 		slog.Warn("kernel views not served: the FUSE files serve them", "id", c.id, "err", err)
 		return
@@ -318,9 +328,7 @@ func (d *daemon) attachKernelViews(c *container, cgroups map[string]string) {
 		}
 		pins[dest] = pin
 	}
-	c.mu.Lock()
 	c.pins = pins
-	c.mu.Unlock()
 }
 
 // kernelData is what the programs serve c from: when it started, its CPU
@@ -338,13 +346,17 @@ func (d *daemon) kernelData(c *container) kernelData {
 // refreshKernelData tells the programs the new load sample, and a changed
 // CPU count (docker update). The load sampler calls it after each sample.
 func (d *daemon) refreshKernelData(c *container) {
-	c.mu.Lock()
-	cg := c.pinCg
-	c.mu.Unlock()
-	if d.bpf == nil || cg == "" {
+	if d.bpf == nil {
 		return
 	}
-	if err := d.bpf.setData(cg, d.kernelData(c)); err != nil {
+	data := d.kernelData(c)
+	// Under pinMu: data set after detachKernelViews would stay forever.
+	c.pinMu.Lock()
+	defer c.pinMu.Unlock()
+	if c.pinCg == "" {
+		return
+	}
+	if err := d.bpf.setData(c.pinCg, data); err != nil {
 		slog.Debug("update the kernel views' data", "id", c.id, "err", err)
 	}
 }
@@ -354,16 +366,15 @@ func (d *daemon) detachKernelViews(c *container) {
 	if d.bpf == nil {
 		return
 	}
-	c.mu.Lock()
-	cg := c.pinCg
+	c.pinMu.Lock()
+	defer c.pinMu.Unlock()
+	d.bpf.detach(c.id, c.pinCg)
 	c.pins, c.pinCg = nil, ""
-	c.mu.Unlock()
-	d.bpf.detach(c.id, cg)
 }
 
 // pin is the kernel view's pin serving dest for c, or "".
 func (c *container) pin(dest string) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.pinMu.Lock()
+	defer c.pinMu.Unlock()
 	return c.pins[dest]
 }

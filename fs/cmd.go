@@ -41,7 +41,7 @@ type Cmd struct {
 	Mountpoint  string `default:"/var/lib/sysboxfs" help:"Where the FUSE view is mounted (a directory per container)."`
 	Socket      string `default:"/run/sysbox/fs.sock" help:"API socket the runtime registers containers on."`
 	StateDir    string `name:"state-dir" help:"Where the daemon keeps a record of each running container, to take them back after a restart (default: fs-state beside --socket)."`
-	KernelViews bool   `name:"kernel-views" default:"true" negatable:"" help:"Serve /proc/uptime through a BPF iterator the kernel runs in the reader's read(2), where the kernel can (BTF, cgroup iterators, a unified cgroup); --no-kernel-views serves every file through FUSE."`
+	KernelViews bool   `name:"kernel-views" default:"true" negatable:"" help:"Serve /proc/uptime and /proc/loadavg through BPF iterators the kernel runs in the reader's read(2), where the kernel can (BTF, cgroup iterators, a unified cgroup); --no-kernel-views serves every file through FUSE."`
 	BPFDir      string `name:"bpf-dir" help:"The bpffs instance that holds the kernel views' pins (default: bpf beside --socket)."`
 	TrapSocket  string `name:"trap-socket" default:"/run/sysbox/seccomp.sock" help:"Socket of the seccomp agent that handles mount, umount2, mknod and sysinfo for containers (OCI seccomp-agent protocol); empty to run without it."`
 	Log         string `help:"Log file (default: stderr)."`

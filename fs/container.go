@@ -50,7 +50,9 @@ type container struct {
 	usageAt time.Time
 
 	// The kernel views pinned for it (bpfview.go): dest -> pin, and the
-	// unified cgroup they are bound to.
+	// unified cgroup they are bound to; under pinMu, held while the
+	// kernel's copy of its data changes (never with mu held).
+	pinMu sync.Mutex
 	pins  map[string]string
 	pinCg string
 	// sampled runs after each load sample (the daemon refreshes what the
