@@ -3,7 +3,6 @@ package trap
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -19,8 +18,8 @@ import (
 //
 //	go test -tags "seccomp netgo osusergo" -run '^$' -bench . ./trap/
 //
-// Each reports p50/p90/p99 in ns; BenchmarkSummary prints the table with
-// the added latencies and ratios.
+// Each reports p50/p90/p99 in ns; bench/trap.sh (make bench) prints the
+// table with the added latencies and ratios against runc.
 
 // benchCall is one call to time; the returned duration is what counts.
 type benchCall func() (time.Duration, error)
@@ -157,28 +156,3 @@ func BenchmarkTrap(b *testing.B) {
 		})
 	}
 }
-
-// TestBenchSummary prints the added latencies (trapped minus untrapped p50)
-// and ratios; it runs only with TRAP_BENCH=1 (it takes a few seconds).
-func TestBenchSummary(t *testing.T) {
-	if testing.Short() || getenv("TRAP_BENCH") == "" {
-		t.Skip("set TRAP_BENCH=1 to print the trap's latency table")
-	}
-	e := newEnv(t)
-	res := map[string][]int64{}
-	for _, c := range benchCases {
-		res[c.name] = runBench(e, c)
-	}
-	t.Logf("%-16s %12s %12s %12s %8s %12s", "call", "p50 base", "p50 filter", "added p50", "ratio", "p99 filter")
-	for _, call := range []string{"getppid", "mount-continue", "mknod-continue", "umount-continue", "sysinfo", "procmount"} {
-		base := res[call+"/nofilter"]
-		trapped := res[call+"/trapped"]
-		if trapped == nil {
-			trapped = res[call+"/filter"]
-		}
-		t.Logf("%-16s %12s %12s %12s %8.1f %12s", call, time.Duration(base[0]), time.Duration(trapped[0]),
-			time.Duration(trapped[0]-base[0]), float64(trapped[0])/float64(max(base[0], 1)), time.Duration(trapped[2]))
-	}
-}
-
-func getenv(k string) string { return os.Getenv(k) }
