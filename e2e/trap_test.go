@@ -495,16 +495,18 @@ round() {
 	touch /ctl/done-$1
 }
 mkdir -p /ctl
-for r in 1 2 3; do round $r; done
+for r in 1 2 3 4; do round $r; done
 exec sleep 3600
 `
 
 // TestTrapFsDaemonKilled: a private fs daemon is killed while a container
-// runs. The container keeps running; its trapped calls fail with an errno
-// (ENOSYS: no agent holds the notify fd any more) instead of hanging; a new
-// container cannot start while the daemon is down and says why; after a
-// restart the old container's views and exec work again (the daemon took it
-// back) and new containers work (their calls trapped again).
+// runs. The container keeps running; its trapped calls wait (sysbox-mgr's
+// fd store keeps the notify fd) and are served once the daemon is back; a
+// new container cannot start while the daemon is down and says why; after
+// the restart the old container's views and exec work again (the daemon
+// took it back) and new containers work. Killed again and left down beyond
+// the store's grace, trapped calls fail with an errno (ENOSYS) instead of
+// hanging, for good.
 func TestTrapFsDaemonKilled(t *testing.T) {
 	needDaemons(t, "sysbox-mgr")
 	f := newPrivateFs(t)
@@ -550,10 +552,16 @@ func TestTrapFsDaemonKilled(t *testing.T) {
 	}
 	pid := initPid()
 	// round runs round n in the container and returns what it printed.
-	round := func(n int) map[string]string {
+	goRound := func(n int) {
 		t.Helper()
 		if err := os.WriteFile(filepath.Join(ctl, fmt.Sprintf("go-%d", n)), nil, 0o644); err != nil {
 			t.Fatal(err)
+		}
+	}
+	round := func(n int) map[string]string {
+		t.Helper()
+		if _, err := os.Stat(filepath.Join(ctl, fmt.Sprintf("go-%d", n))); err != nil {
+			goRound(n)
 		}
 		poll(t, 30*time.Second, func() (bool, string) {
 			_, err := os.Stat(filepath.Join(ctl, fmt.Sprintf("done-%d", n)))
@@ -592,22 +600,12 @@ func TestTrapFsDaemonKilled(t *testing.T) {
 		t.Fatalf("write pid_max in the container: %v\n%s", err, out)
 	}
 	f.kill()
-	r = round(2)
-	for _, k := range []string{"mount-proc", "mknod", "umount-view"} {
-		if r[k] == "0" || r[k] == "" {
-			t.Errorf("round 2 (agent killed): %s=%q, want a failure", k, r[k])
-		}
-	}
-	if n := strings.Count(r["out"], "Function not implemented"); n < 3 {
-		t.Errorf("round 2 (agent killed): want ENOSYS from mount, mknod and umount, got:\n%s", r["out"])
-	}
-	// The kernel serves /proc/uptime, daemon or not (on hosts where it
-	// cannot, the FUSE file answers ENOTCONN now).
-	if _, err := strconv.ParseFloat(r["uptime"], 64); err != nil && kernelViews(t) {
-		t.Errorf("round 2 (daemon killed): /proc/uptime %q, want the kernel view's number", r["uptime"])
-	}
-	if initPid() != pid {
-		t.Errorf("the container's init changed")
+	killed := time.Now()
+	// The store keeps the listener: round 2's trapped calls wait.
+	goRound(2)
+	time.Sleep(time.Second)
+	if out, _ := os.ReadFile(filepath.Join(ctl, "out-2")); strings.Contains(string(out), "mount-proc=") {
+		t.Errorf("round 2 (agent killed): the trapped mount did not wait for the agent:\n%s", out)
 	}
 	// A container cannot start without the daemon, and says which.
 	id2 := "e2e-trapkill-" + unique()
@@ -618,24 +616,33 @@ func TestTrapFsDaemonKilled(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "sysbox-fs") {
 		t.Errorf("run with the fs daemon down: %v, want an error that names sysbox-fs:\n%s", err, out)
 	}
-	if d := time.Since(start); d > 15*time.Second {
+	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("run with the fs daemon down took %s to fail", d)
 	}
 	_, _ = f.runtimeCmd(state, "delete", "--force", id2).CombinedOutput()
 
+	// Back well within the store's grace (15 s): the new agent takes the
+	// fd back and serves the calls that waited.
+	if d := time.Since(killed); d > 10*time.Second {
+		t.Fatalf("the daemon was down %s, too close to the fd store's grace", d)
+	}
 	f.start()
-	// The old container's filter has lost its agent for good: its calls
-	// still fail, and still do not hang.
-	r = round(3)
-	if r["mount-proc"] == "0" || r["mknod"] == "0" {
-		t.Errorf("round 3 (agent restarted, old container): want failures:\n%s", r["out"])
+	r = round(2)
+	if r["mount-proc"] != "0" || r["views"] == "0" || r["mknod"] != "0" {
+		t.Errorf("round 2 (waited for the restarted agent): want mount-proc=0 with views and mknod=0:\n%s", r["out"])
+	}
+	if r["umount-view"] == "0" || strings.Contains(r["out"], "Function not implemented") {
+		t.Errorf("round 2: umount of a view must be refused by the agent, not ENOSYS:\n%s", r["out"])
+	}
+	if _, err := strconv.ParseFloat(r["uptime"], 64); err != nil {
+		t.Errorf("round 2: /proc/uptime %q, want a number", r["uptime"])
 	}
 	if initPid() != pid {
 		t.Errorf("the container's init changed")
 	}
-	// But the restarted daemon took the container back: fresh views over
-	// the dead ones, so its /proc reads and exec work again, and what an
-	// exec starts is trapped by the new agent.
+	// The restarted daemon took the container back: fresh views over the
+	// dead ones, so its /proc reads and exec work again, and what an exec
+	// starts is trapped by the new agent.
 	out, err = f.runtimeCmd(state, "exec", id, "sh", "-c",
 		"head -c 100 /proc/uptime && head -1 /proc/meminfo && cat /proc/sys/kernel/pid_max && mkdir -p /tmp/q && mount -t proc proc /tmp/q && grep -c ' /tmp/q/uptime ' /proc/self/mountinfo").CombinedOutput()
 	if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); err != nil || len(lines) != 4 || lines[3] != "1" || !strings.HasPrefix(lines[1], "MemTotal:") || lines[2] != "55555" {
@@ -649,5 +656,33 @@ func TestTrapFsDaemonKilled(t *testing.T) {
 	out, err = f.runtimeCmd(state, "run", "--bundle", b2, id3).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "trapped-ok") || strings.HasPrefix(strings.TrimSpace(string(out)), "0") {
 		t.Errorf("new container after the restart: %v, want a procfs with views and mknod:\n%s", err, out)
+	}
+
+	// Killed again and not back within the grace: the store lets the fd
+	// go, and trapped calls fail with ENOSYS instead of hanging.
+	f.kill()
+	time.Sleep(18 * time.Second)
+	r = round(3)
+	for _, k := range []string{"mount-proc", "mknod", "umount-view"} {
+		if r[k] == "0" || r[k] == "" {
+			t.Errorf("round 3 (agent gone past the grace): %s=%q, want a failure", k, r[k])
+		}
+	}
+	if n := strings.Count(r["out"], "Function not implemented"); n < 3 {
+		t.Errorf("round 3 (agent gone past the grace): want ENOSYS from mount, mknod and umount, got:\n%s", r["out"])
+	}
+	// The kernel serves /proc/uptime, daemon or not (on hosts where it
+	// cannot, the FUSE file answers ENOTCONN now).
+	if _, err := strconv.ParseFloat(r["uptime"], 64); err != nil && kernelViews(t) {
+		t.Errorf("round 3 (daemon down): /proc/uptime %q, want the kernel view's number", r["uptime"])
+	}
+	// For good: a restarted agent has nothing to take back for it.
+	f.start()
+	r = round(4)
+	if r["mount-proc"] == "0" || r["mknod"] == "0" {
+		t.Errorf("round 4 (agent restarted after the grace): want failures:\n%s", r["out"])
+	}
+	if initPid() != pid {
+		t.Errorf("the container's init changed")
 	}
 }

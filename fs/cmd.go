@@ -44,6 +44,7 @@ type Cmd struct {
 	KernelViews bool   `name:"kernel-views" default:"true" negatable:"" help:"Serve /proc/uptime and /proc/loadavg through BPF iterators the kernel runs in the reader's read(2), where the kernel can (BTF, cgroup iterators, a unified cgroup); --no-kernel-views serves every file through FUSE."`
 	BPFDir      string `name:"bpf-dir" help:"The bpffs instance that holds the kernel views' pins (default: bpf beside --socket)."`
 	TrapSocket  string `name:"trap-socket" default:"/run/sysbox/seccomp.sock" help:"Socket of the seccomp agent that handles mount, umount2, mknod and sysinfo for containers (OCI seccomp-agent protocol); empty to run without it."`
+	FdStore     string `name:"fd-store" default:"/run/sysbox/fdstore.sock" help:"sysbox-mgr's fd store: the trap agent leaves a copy of each notify fd there and takes back, when it starts, those a previous agent left, so running containers' trapped calls survive a restart of this daemon; empty: none."`
 	Log         string `help:"Log file (default: stderr)."`
 	LogFormat   string `name:"log-format" enum:"text,json" default:"text" help:"Log format: text or json."`
 	Debug       bool   `help:"Log at debug level."`
@@ -99,7 +100,11 @@ func (c *Cmd) Run() error {
 	if c.TrapSocket != "" {
 		// The seccomp agent shares this daemon's lifetime and reads the
 		// views in-process.
-		services = append(services, trap.NewAgent(c.TrapSocket, srv.d, slog.Default()).Serve)
+		ag := trap.NewAgent(c.TrapSocket, srv.d, slog.Default())
+		if c.FdStore != "" {
+			ag.KeepFdsIn(c.FdStore)
+		}
+		services = append(services, ag.Serve)
 	}
 	slog.Info("sysbox-fs ready", "mountpoint", c.Mountpoint, "socket", c.Socket)
 	err = runAll(ctx, services)

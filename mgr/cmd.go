@@ -39,12 +39,14 @@ type Cmd struct {
 
 // ServeCmd runs the daemon.
 type ServeCmd struct {
-	DataRoot  string `name:"data-root" default:"/var/lib/sysbox" help:"Where the database and the containers' special dirs live (not on tmpfs or overlay)."`
-	Socket    string `default:"/run/sysbox/mgr.sock" help:"Socket of the manager's API; the pid file goes next to it."`
-	Log       string `help:"Log file (default: stderr)."`
-	LogFormat string `name:"log-format" help:"Log format: text or json (default: text on a terminal, json otherwise)."`
-	Debug     bool   `help:"Log debug messages."`
-	RangeSize uint32 `name:"range-size" default:"65536" help:"Ids per container unless it asks for more (a multiple of 65536)."`
+	DataRoot  string        `name:"data-root" default:"/var/lib/sysbox" help:"Where the database and the containers' special dirs live (not on tmpfs or overlay)."`
+	Socket    string        `default:"/run/sysbox/mgr.sock" help:"Socket of the manager's API; the pid file goes next to it."`
+	Log       string        `help:"Log file (default: stderr)."`
+	LogFormat string        `name:"log-format" help:"Log format: text or json (default: text on a terminal, json otherwise)."`
+	Debug     bool          `help:"Log debug messages."`
+	RangeSize uint32        `name:"range-size" default:"65536" help:"Ids per container unless it asks for more (a multiple of 65536)."`
+	FdStore   string        `name:"fd-store" default:"/run/sysbox/fdstore.sock" help:"Socket where the trap agent (sysbox-fs) leaves a copy of each container's seccomp notify fd, so its trapped calls wait for a restarted agent instead of failing; empty: none."`
+	FdGrace   time.Duration `name:"fd-grace" default:"15s" help:"How long trapped calls wait for a trap agent that went away before its fds are closed (then they fail with ENOSYS)."`
 
 	SubUID    string        `name:"subuid-file" default:"/etc/subuid" hidden:""`
 	SubGID    string        `name:"subgid-file" default:"/etc/subgid" hidden:""`

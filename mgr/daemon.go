@@ -34,6 +34,9 @@ func (c *ServeCmd) serve(ctx context.Context, ready func()) (err error) {
 	if c.Sweep <= 0 {
 		return fmt.Errorf("--sweep-interval %v: want a positive duration", c.Sweep)
 	}
+	if c.FdStore != "" && c.FdGrace <= 0 {
+		return fmt.Errorf("--fd-grace %v: want a positive duration", c.FdGrace)
+	}
 	root, err := filepath.Abs(c.DataRoot)
 	if err != nil {
 		return fmt.Errorf("--data-root %s: %w", c.DataRoot, err)
@@ -119,6 +122,24 @@ func (c *ServeCmd) serve(ctx context.Context, ready func()) (err error) {
 		}
 	}
 	go m.gcLoop(gcCtx)
+
+	fdsDone := make(chan struct{})
+	fdsCtx, fdsStop := context.WithCancel(context.Background())
+	if c.FdStore != "" {
+		fds := newFdStore(c.FdGrace)
+		go func() {
+			defer close(fdsDone)
+			if err := fds.serve(fdsCtx, c.FdStore); err != nil {
+				slog.Warn("fd store not served: a restarted sysbox-fs cannot take back its containers' trapped calls", "err", err)
+			}
+		}()
+	} else {
+		close(fdsDone)
+	}
+	defer func() {
+		fdsStop()
+		<-fdsDone
+	}()
 
 	srv := ipc.NewServer()
 	// Copying a preloaded /var/lib/docker, or summing disk use for status,

@@ -75,6 +75,10 @@ type Agent struct {
 	views  Views
 	log    *slog.Logger
 
+	// store keeps copies of the notify fds for the next agent (fdstore.go);
+	// nil: none.
+	store *storeClient
+
 	mu         sync.Mutex
 	containers map[string]*container
 	sessions   map[*session]struct{}
@@ -101,8 +105,10 @@ func NewAgent(socket string, views Views, log *slog.Logger) *Agent {
 
 // Serve listens until ctx ends, then closes every session: calls trapped
 // after that fail with ENOSYS (the kernel's answer when no agent holds the
-// notify fd) rather than hang. It removes the socket on the way out, so
-// containers created meanwhile run without the trap instead of failing.
+// notify fd) rather than hang, unless the fd store (KeepFdsIn) keeps the
+// fds for the next agent: then they wait for it, up to the store's grace.
+// It removes the socket on the way out, so containers created meanwhile
+// run without the trap instead of failing.
 func (a *Agent) Serve(ctx context.Context) error {
 	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
@@ -127,6 +133,13 @@ func (a *Agent) Serve(ctx context.Context) error {
 	if err := os.Chmod(a.socket, 0o600); err != nil {
 		ln.Close()
 		return err
+	}
+	if a.store != nil {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			a.store.run(ctx, a)
+		}()
 	}
 	a.log.Info("seccomp agent ready", "socket", a.socket)
 
@@ -195,6 +208,7 @@ func (a *Agent) accept(conn *net.UnixConn) {
 	notifyFd := fds[idx]
 	fds[idx] = -1
 	closeAll(fds)
+	a.store.hold(st, notifyFd)
 	// The trapping thread is blocked until answered: take the session
 	// out of this goroutine at once.
 	a.serveSession(st, notifyFd)

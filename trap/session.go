@@ -48,6 +48,7 @@ type session struct {
 	a     *Agent
 	ct    *container
 	log   *slog.Logger
+	st    specs.ContainerProcessState // what the runtime sent (for the fd store)
 	fd    int
 	pidfd int
 
@@ -94,7 +95,7 @@ func (a *Agent) serveSession(st specs.ContainerProcessState, fd int) {
 		log.Debug("no synchronous wake-up (Linux < 6.6)", "err", err)
 	}
 	ct := a.attach(st.State.ID, initPid, log)
-	s := &session{a: a, ct: ct, log: log, fd: fd, pidfd: pidfd, gone: make(chan struct{})}
+	s := &session{a: a, ct: ct, log: log, st: st, fd: fd, pidfd: pidfd, gone: make(chan struct{})}
 	a.mu.Lock()
 	a.sessions[s] = struct{}{}
 	a.mu.Unlock()
