@@ -45,7 +45,7 @@ type ServeCmd struct {
 	LogFormat string        `name:"log-format" help:"Log format: text or json (default: text on a terminal, json otherwise)."`
 	Debug     bool          `help:"Log debug messages."`
 	RangeSize uint32        `name:"range-size" default:"65536" help:"Ids per container unless it asks for more (a multiple of 65536)."`
-	FdStore   string        `name:"fd-store" default:"/run/sysbox/fdstore.sock" help:"Socket where the trap agent (sysbox-fs) leaves a copy of each container's seccomp notify fd, so its trapped calls wait for a restarted agent instead of failing; empty: none."`
+	FdStore   string        `name:"fd-store" help:"Socket where the trap agent (sysbox-fs) leaves a copy of each container's seccomp notify fd, so its trapped calls wait for a restarted agent instead of failing (default: fdstore.sock beside --socket; \"none\": no store)."`
 	FdGrace   time.Duration `name:"fd-grace" default:"15s" help:"How long trapped calls wait for a trap agent that went away before its fds are closed (then they fail with ENOSYS)."`
 
 	SubUID    string        `name:"subuid-file" default:"/etc/subuid" hidden:""`

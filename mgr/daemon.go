@@ -34,7 +34,14 @@ func (c *ServeCmd) serve(ctx context.Context, ready func()) (err error) {
 	if c.Sweep <= 0 {
 		return fmt.Errorf("--sweep-interval %v: want a positive duration", c.Sweep)
 	}
-	if c.FdStore != "" && c.FdGrace <= 0 {
+	fdStorePath := c.FdStore
+	switch fdStorePath {
+	case "":
+		fdStorePath = filepath.Join(filepath.Dir(c.Socket), "fdstore.sock")
+	case "none":
+		fdStorePath = ""
+	}
+	if fdStorePath != "" && c.FdGrace <= 0 {
 		return fmt.Errorf("--fd-grace %v: want a positive duration", c.FdGrace)
 	}
 	root, err := filepath.Abs(c.DataRoot)
@@ -125,11 +132,11 @@ func (c *ServeCmd) serve(ctx context.Context, ready func()) (err error) {
 
 	fdsDone := make(chan struct{})
 	fdsCtx, fdsStop := context.WithCancel(context.Background())
-	if c.FdStore != "" {
+	if fdStorePath != "" {
 		fds := newFdStore(c.FdGrace)
 		go func() {
 			defer close(fdsDone)
-			if err := fds.serve(fdsCtx, c.FdStore); err != nil {
+			if err := fds.serve(fdsCtx, fdStorePath); err != nil {
 				slog.Warn("fd store not served: a restarted sysbox-fs cannot take back its containers' trapped calls", "err", err)
 			}
 		}()

@@ -72,6 +72,7 @@ func testCmd(t testing.TB) ServeCmd {
 		LoginDefs: filepath.Join(etc, "login.defs"),
 		SubIDSize: 4096 * BlockSize,
 		Sweep:     200 * time.Millisecond,
+		FdGrace:   2 * time.Second,
 	}
 }
 

@@ -50,6 +50,14 @@ func (s *fdStore) serve(ctx context.Context, path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o711); err != nil {
 		return err
 	}
+	// A socket someone answers on is another manager's: not ours to take.
+	if probe, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0); err == nil {
+		err = unix.Connect(probe, &unix.SockaddrUnix{Name: path})
+		unix.Close(probe)
+		if err == nil {
+			return fmt.Errorf("another sysbox-mgr serves the fd store at %s", path)
+		}
+	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
@@ -61,7 +69,15 @@ func (s *fdStore) serve(ctx context.Context, path string) error {
 		unix.Close(ln)
 		return fmt.Errorf("bind %s: %w", path, err)
 	}
-	defer os.Remove(path)
+	var mine unix.Stat_t
+	_ = unix.Stat(path, &mine)
+	defer func() {
+		// Only our own: a successor may have bound the path since.
+		var now unix.Stat_t
+		if unix.Stat(path, &now) == nil && now.Ino == mine.Ino && now.Dev == mine.Dev {
+			_ = os.Remove(path)
+		}
+	}()
 	// Only root: a notify fd answers for a container's syscalls.
 	if err := os.Chmod(path, 0o600); err != nil {
 		unix.Close(ln)

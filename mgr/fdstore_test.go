@@ -222,3 +222,18 @@ func waitCount(s *fdStore, want int) int {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestFdStoreNotStolen: a second manager does not take over (or remove,
+// when it stops) a store another one serves.
+func TestFdStoreNotStolen(t *testing.T) {
+	_, path := startFdStore(t, time.Second)
+	other := newFdStore(time.Second)
+	if err := other.serve(context.Background(), path); err == nil {
+		t.Fatal("a second store served the same socket")
+	}
+	c := dialStore(t, path, "/run/agent-a.sock")
+	if k := keys(take(t, c)); len(k) != 0 {
+		t.Errorf("took %v", k)
+	}
+	unix.Close(c)
+}
