@@ -208,7 +208,6 @@ func (a *Agent) accept(conn *net.UnixConn) {
 	notifyFd := fds[idx]
 	fds[idx] = -1
 	closeAll(fds)
-	a.store.hold(st, notifyFd)
 	// The trapping thread is blocked until answered: take the session
 	// out of this goroutine at once.
 	a.serveSession(st, notifyFd)

@@ -57,7 +57,7 @@ func (c *storeClient) hold(st specs.ContainerProcessState, fd int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.conn < 0 {
-		return // the connection's setup holds every session once made
+		return // a connection, once made, holds every listed session
 	}
 	if err := ipc.SendFdMsg(c.conn, ipc.FdMsg{Op: ipc.FdHold, Key: storeKey(st), State: raw}, fd); err != nil {
 		c.log.Debug("leave a notify fd in the fd store", "err", err)

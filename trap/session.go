@@ -99,6 +99,9 @@ func (a *Agent) serveSession(st specs.ContainerProcessState, fd int) {
 	a.mu.Lock()
 	a.sessions[s] = struct{}{}
 	a.mu.Unlock()
+	// After the session is listed: a store connection made meanwhile
+	// holds what is listed, and this holds on one made before.
+	a.store.hold(st, fd)
 	log.Debug("session started", "status", st.State.Status, "process", st.Pid)
 	s.spawn()
 	<-s.gone
