@@ -9,7 +9,9 @@
 // the API; tree.go resolves view paths to nodes; fuse.go the FUSE ops;
 // views.go and sysctl.go the pure logic behind the files; splice.go why
 // sendfile gets EINVAL; recover.go how a restarted daemon takes running
-// containers back; cgroup reading is internal/cgview. No read or write
+// containers back; bpfview.go the kernel views (/proc/uptime and
+// /proc/loadavg as BPF iterators, bpf/views.bpf.c, read with no round trip
+// to this daemon); cgroup reading is internal/cgview. No read or write
 // path spawns a process: namespaced sysctls are reached with setns on a
 // locked thread (ns.go).
 package fs

@@ -10,7 +10,9 @@
 // Files: cmd.go (flags, status command), daemon.go (lifecycle), manager.go
 // (the calls), alloc.go (id ranges), store.go (bbolt and the committer),
 // journal.go (the journal's format and why it is safe), dirs.go and copy.go
-// (special dirs), gc.go and watch.go (removal), mounts.go (mountinfo).
+// (special dirs), gc.go and watch.go (removal), mounts.go (mountinfo),
+// fdstore.go (copies of the trap agent's seccomp notify fds, which outlive
+// a restart of sysbox-fs).
 package mgr
 
 import (

@@ -18,7 +18,9 @@
 // Everything else continues in the kernel, unchanged.
 //
 // Layout: agent.go the socket and the OCI seccomp-agent message; session.go
-// one container's notify fd; notif.go the kernel's ioctls; layout.go what a
+// one container's notify fd; fdstore.go the copies left with sysbox-mgr so
+// a restarted agent takes the fds back; notif.go the kernel's ioctls;
+// layout.go what a
 // container's own /proc and /sys look like; thread.go entering a caller's
 // namespaces on the receiver's own OS thread; one file per syscall handler.
 //
