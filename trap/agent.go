@@ -20,9 +20,9 @@
 // Layout: agent.go the socket and the OCI seccomp-agent message; session.go
 // one container's notify fd; fdstore.go the copies left with sysbox-mgr so
 // a restarted agent takes the fds back; notif.go the kernel's ioctls;
-// layout.go what a
-// container's own /proc and /sys look like; thread.go entering a caller's
-// namespaces on the receiver's own OS thread; one file per syscall handler.
+// layout.go what a container's own /proc and /sys look like; thread.go
+// entering a caller's namespaces on the receiver's own OS thread; one file
+// per syscall handler.
 //
 // No handler spawns a process: namespaces are entered with setns on the
 // receiver's locked OS thread, which is put back afterwards or, if it
