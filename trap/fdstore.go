@@ -65,20 +65,22 @@ func (c *storeClient) hold(st specs.ContainerProcessState, fd int) {
 }
 
 // run keeps the agent connected to the store until ctx ends. The first
-// connection takes back what a previous agent left; every connection then
+// connection made takes back what a previous agent left (once: later ones
+// would get back what this agent serves already); every connection then
 // holds the sessions running (the manager may have restarted, losing its
 // copies).
 func (c *storeClient) run(ctx context.Context, a *Agent) {
-	first := true
+	first, taken := true, false
 	for ctx.Err() == nil {
 		conn, err := c.dial(a.socket)
 		if err != nil {
 			if first {
-				c.log.Info("no fd store: trapped calls of running containers fail while this agent is down", "store", c.path, "err", err)
+				c.log.Info("no fd store yet: until sysbox-mgr serves it, trapped calls of running containers fail while this agent is down", "store", c.path, "err", err)
 			}
 		} else {
-			if first {
+			if !taken {
 				c.takeBack(ctx, conn, a)
+				taken = true
 			}
 			c.mu.Lock()
 			c.conn = conn
