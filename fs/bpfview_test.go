@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sysbox-dev/sysbox/internal/ipc"
 )
 
 // unifiedCgroupRoot is where the host mounts cgroup v2: alone, or beside
@@ -167,4 +170,78 @@ func readUptime(t *testing.T, path string) (up, idle float64) {
 		t.Fatalf("%s: %q", path, raw)
 	}
 	return up, idle
+}
+
+// TestSettledMounts: before `started` the trap agent is told the list is
+// not final (the pins do not exist yet); once started it is, with the
+// kernel views' pins, read-only; unregister takes the pins away.
+func TestSettledMounts(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (BPF, bpffs, a cgroup)")
+	}
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+		t.Skip("no kernel BTF: sysbox-fs serves every file through FUSE here")
+	}
+	d, err := newDaemon(newHost("/proc", "/sys"), "/nonexistent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if d.bpf, err = openBPFViews(dir); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		d.close()
+		_ = unix.Unmount(dir, unix.MNT_DETACH)
+	})
+	cg := filepath.Join(unifiedCgroupRoot(t), fmt.Sprintf("sysbox-unit-s%d", os.Getpid()))
+	if err := os.Mkdir(cg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Remove(cg) })
+
+	ctx := context.Background()
+	if _, err := d.register(ctx, ipc.FsRegister{ID: "ct", UIDBase: 100000, GIDBase: 100000}); err != nil {
+		t.Fatal(err)
+	}
+	source := func(ms []ipc.FsMount, dest string) ipc.FsMount {
+		for _, m := range ms {
+			if m.Dest == dest {
+				return m
+			}
+		}
+		t.Fatalf("no %s in %+v", dest, ms)
+		return ipc.FsMount{}
+	}
+	ms, reg, settled := d.SettledMounts("ct")
+	if !reg || settled || source(ms, "/proc/uptime").ReadOnly {
+		t.Errorf("before started: registered %v, settled %v, uptime %+v", reg, settled, source(ms, "/proc/uptime"))
+	}
+	got, err := d.started(ctx, ipc.FsStarted{ID: "ct", Pid: os.Getpid(), Cgroups: map[string]string{"": cg}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, _, settled = d.SettledMounts("ct")
+	for _, list := range [][]ipc.FsMount{got.Mounts, ms} {
+		for _, dest := range []string{"/proc/uptime", "/proc/loadavg"} {
+			if m := source(list, dest); !m.ReadOnly || m.Source != filepath.Join(dir, "ct", filepath.Base(dest)) {
+				t.Errorf("after started: %s from %+v, want its pin, read-only", dest, m)
+			}
+		}
+		if m := source(list, "/proc/meminfo"); m.ReadOnly || !strings.HasPrefix(m.Source, "/nonexistent/ct/") {
+			t.Errorf("after started: /proc/meminfo from %+v, want the FUSE file", m)
+		}
+	}
+	if !settled {
+		t.Error("after started: not settled")
+	}
+	if _, err := d.unregister(ctx, ipc.MgrID{ID: "ct"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ct")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("unregister left the pins: %v", err)
+	}
+	if _, reg, settled := d.SettledMounts("ct"); reg || !settled {
+		t.Errorf("unregistered: registered %v, settled %v", reg, settled)
+	}
 }

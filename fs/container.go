@@ -26,10 +26,13 @@ type container struct {
 	mu       sync.Mutex
 	hostname string
 	started  bool
-	pid      int
-	bootOff  time.Duration // when init started, after host boot
-	cg       *cgview.Cgroup
-	ns       nsSet
+	// settled: started, and its kernel views attached (what the runtime
+	// and the trap agent bind is final from then on).
+	settled bool
+	pid     int
+	bootOff time.Duration // when init started, after host boot
+	cg      *cgview.Cgroup
+	ns      nsSet
 	// nsMu is held (read) while a namespace file is in use, so close does
 	// not pull it from under a setns.
 	nsMu   sync.RWMutex
@@ -175,6 +178,7 @@ func (c *container) start(proc string, pid int, cgroups map[string]string) error
 	c.views, c.usageAt = nil, time.Time{}
 	c.netClass = map[string]bool{}
 	c.started = true
+	c.settled = false
 	return nil
 }
 
@@ -190,6 +194,7 @@ func (c *container) close() {
 	}
 	c.ns.close()
 	c.started = false
+	c.settled = false
 }
 
 // snapshot is what one file read needs of the container, taken under the lock.

@@ -146,13 +146,17 @@ func (d *daemon) Mounts(id string) ([]ipc.FsMount, bool) {
 }
 
 // SettledMounts is Mounts, and whether the list is final: the container
-// has started (its kernel views are pinned), or it is not registered.
+// has started and its kernel views are pinned, or it is not registered.
 func (d *daemon) SettledMounts(id string) ([]ipc.FsMount, bool, bool) {
 	c := d.get(id)
 	if c == nil {
 		return nil, false, true
 	}
-	return d.mounts(id), true, c.snap().started
+	c.mu.Lock()
+	settled := c.settled
+	c.mu.Unlock()
+	// Read after settled: a list read before could lack the pins.
+	return d.mounts(id), true, settled
 }
 
 // ReadView returns the content of a container's emulated file by its
@@ -189,6 +193,7 @@ func (d *daemon) started(_ context.Context, r ipc.FsStarted) (ipc.FsRegistration
 	c.mu.Lock()
 	c.changed = func() { d.saveRecord(c, r.Cgroups) }
 	c.sampled = func() { d.refreshKernelData(c) }
+	c.settled = true
 	c.mu.Unlock()
 	go c.runLoad(d.host.proc)
 	d.saveRecord(c, r.Cgroups)
