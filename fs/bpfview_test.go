@@ -29,6 +29,31 @@ func unifiedCgroupRoot(t *testing.T) string {
 	return ""
 }
 
+// needKernelViews skips where the kernel views cannot run: not root (BPF,
+// bpffs, a cgroup), or no kernel BTF (sysbox-fs serves every file through
+// FUSE there). The CI machine has both.
+func needKernelViews(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (BPF, bpffs, a cgroup)")
+	}
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+		t.Skip("no kernel BTF: sysbox-fs serves every file through FUSE here")
+	}
+}
+
+// testCgroup makes a cgroup of the test's own in the unified hierarchy,
+// removed when the test ends.
+func testCgroup(t *testing.T, name string) string {
+	t.Helper()
+	cg := filepath.Join(unifiedCgroupRoot(t), fmt.Sprintf("sysbox-unit-%s-%d", name, os.Getpid()))
+	if err := os.Mkdir(cg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Remove(cg) })
+	return cg
+}
+
 func bootNs(t *testing.T) uint64 {
 	var ts unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
@@ -41,12 +66,7 @@ func bootNs(t *testing.T) uint64 {
 // /proc/loadavg for a cgroup of its own, reads them the way a container
 // does, and removes them. Root: loading BPF and mounting bpffs need it.
 func TestKernelViews(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (BPF, bpffs, a cgroup)")
-	}
-	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
-		t.Skip("no kernel BTF: sysbox-fs serves every file through FUSE here")
-	}
+	needKernelViews(t)
 	dir := t.TempDir()
 	b, err := openBPFViews(dir)
 	if err != nil {
@@ -56,11 +76,7 @@ func TestKernelViews(t *testing.T) {
 		b.close()
 		_ = unix.Unmount(dir, unix.MNT_DETACH)
 	})
-	cg := filepath.Join(unifiedCgroupRoot(t), fmt.Sprintf("sysbox-unit-%d", os.Getpid()))
-	if err := os.Mkdir(cg, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.Remove(cg) })
+	cg := testCgroup(t, "a")
 
 	// Started 3 s ago with 2 CPUs; nothing runs in the cgroup, so it idled
 	// all that time on both.
@@ -176,12 +192,7 @@ func readUptime(t *testing.T, path string) (up, idle float64) {
 // not final (the pins do not exist yet); once started it is, with the
 // kernel views' pins, read-only; unregister takes the pins away.
 func TestSettledMounts(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (BPF, bpffs, a cgroup)")
-	}
-	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
-		t.Skip("no kernel BTF: sysbox-fs serves every file through FUSE here")
-	}
+	needKernelViews(t)
 	d, err := newDaemon(newHost("/proc", "/sys"), "/nonexistent")
 	if err != nil {
 		t.Fatal(err)
@@ -194,11 +205,7 @@ func TestSettledMounts(t *testing.T) {
 		d.close()
 		_ = unix.Unmount(dir, unix.MNT_DETACH)
 	})
-	cg := filepath.Join(unifiedCgroupRoot(t), fmt.Sprintf("sysbox-unit-s%d", os.Getpid()))
-	if err := os.Mkdir(cg, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.Remove(cg) })
+	cg := testCgroup(t, "s")
 
 	ctx := context.Background()
 	if _, err := d.register(ctx, ipc.FsRegister{ID: "ct", UIDBase: 100000, GIDBase: 100000}); err != nil {
