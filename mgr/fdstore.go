@@ -187,12 +187,12 @@ func (s *fdStore) conn(ctx context.Context, conn int) {
 
 // checkPeer admits only root (s.allow).
 func (s *fdStore) checkPeer(conn int) error {
-	cred, err := unix.GetsockoptUcred(conn, unix.SOL_SOCKET, unix.SO_PEERCRED)
+	uid, pid, err := ipc.PeerCred(conn)
 	if err != nil {
 		return err
 	}
-	if !s.allow(cred.Uid) {
-		return fmt.Errorf("peer pid %d is uid %d, not root", cred.Pid, cred.Uid)
+	if !s.allow(uid) {
+		return fmt.Errorf("peer pid %d is uid %d, not root", pid, uid)
 	}
 	return nil
 }

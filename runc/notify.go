@@ -133,14 +133,9 @@ func (n *notifyRelay) read() ([]byte, error) {
 		return nil, err
 	}
 	if oobn > 0 {
-		if cms, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
-			for _, cm := range cms {
-				if fds, err := unix.ParseUnixRights(&cm); err == nil {
-					for _, fd := range fds {
-						unix.Close(fd)
-					}
-				}
-			}
+		fds, _ := ipc.Rights(oob[:oobn])
+		for _, fd := range fds {
+			unix.Close(fd)
 		}
 	}
 	return buf[:k], nil

@@ -19,6 +19,8 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/sysbox-dev/sysbox/internal/ipc"
 )
 
 // runner drives one process through libcontainer: its stdio or pty, its
@@ -336,13 +338,12 @@ func recvFd(sock *os.File) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("receive pty: %w", err)
 	}
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-	if err != nil || len(msgs) != 1 {
-		return nil, fmt.Errorf("receive pty: bad control message")
-	}
-	fds, err := unix.ParseUnixRights(&msgs[0])
+	fds, err := ipc.Rights(oob[:oobn])
 	if err != nil || len(fds) != 1 {
-		return nil, fmt.Errorf("receive pty: no fd")
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return nil, fmt.Errorf("receive pty: want one fd, got %d (%v)", len(fds), err)
 	}
 	return os.NewFile(uintptr(fds[0]), string(name[:n])), nil
 }

@@ -221,18 +221,17 @@ func checkPeer(conn *net.UnixConn) error {
 	if err != nil {
 		return err
 	}
-	var cred *unix.Ucred
+	var uid uint32
+	var pid int32
 	var cerr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil {
+	if err := raw.Control(func(fd uintptr) { uid, pid, cerr = ipc.PeerCred(int(fd)) }); err != nil {
 		return err
 	}
 	if cerr != nil {
 		return cerr
 	}
-	if cred.Uid != 0 {
-		return fmt.Errorf("peer pid %d is uid %d, not root", cred.Pid, cred.Uid)
+	if uid != 0 {
+		return fmt.Errorf("peer pid %d is uid %d, not root", pid, uid)
 	}
 	return nil
 }
@@ -264,7 +263,7 @@ func readState(conn *net.UnixConn) (specs.ContainerProcessState, []int, error) {
 			err = rerr
 		}
 		if oobn > 0 {
-			got, perr := parseRights(oob[:oobn])
+			got, perr := ipc.Rights(oob[:oobn])
 			fds = append(fds, got...)
 			if perr != nil {
 				return st, fds, perr
@@ -291,22 +290,6 @@ func readState(conn *net.UnixConn) (specs.ContainerProcessState, []int, error) {
 		return st, fds, errors.New("state has no container id")
 	}
 	return st, fds, nil
-}
-
-func parseRights(oob []byte) ([]int, error) {
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return nil, err
-	}
-	var fds []int
-	for _, m := range msgs {
-		got, err := unix.ParseUnixRights(&m)
-		if err != nil {
-			continue
-		}
-		fds = append(fds, got...)
-	}
-	return fds, nil
 }
 
 func closeAll(fds []int) {

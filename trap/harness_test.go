@@ -335,7 +335,7 @@ func (e *env) handOver(conn *os.File, pid int) error {
 	if n == 0 || oobn == 0 {
 		return errors.New("child sent no fd")
 	}
-	fds, err := parseRights(oob[:oobn])
+	fds, err := ipc.Rights(oob[:oobn])
 	if err != nil || len(fds) != 1 {
 		return fmt.Errorf("child sent %d fds: %v", len(fds), err)
 	}

@@ -87,20 +87,12 @@ func RecvFdMsg(sock int) (FdMsg, int, error) {
 	}
 	fd := -1
 	if oobn > 0 {
-		msgs, perr := unix.ParseSocketControlMessage(oob[:oobn])
-		if perr == nil {
-			for _, cm := range msgs {
-				fds, err := unix.ParseUnixRights(&cm)
-				if err != nil {
-					continue
-				}
-				for _, f := range fds {
-					if fd < 0 {
-						fd = f
-					} else {
-						unix.Close(f) // one fd per message
-					}
-				}
+		fds, _ := Rights(oob[:oobn])
+		for _, f := range fds {
+			if fd < 0 {
+				fd = f
+			} else {
+				unix.Close(f) // one fd per message
 			}
 		}
 	}
