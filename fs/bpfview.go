@@ -372,9 +372,10 @@ func (d *daemon) detachKernelViews(c *container) {
 	c.pins, c.pinCg = nil, ""
 }
 
-// pin is the kernel view's pin serving dest for c, or "".
-func (c *container) pin(dest string) string {
+// pinned is the kernel views' pins serving c, by dest (not to be changed:
+// attach and detach replace the map, never write into it).
+func (c *container) pinned() map[string]string {
 	c.pinMu.Lock()
 	defer c.pinMu.Unlock()
-	return c.pins[dest]
+	return c.pins
 }

@@ -188,10 +188,10 @@ func readUptime(t *testing.T, path string) (up, idle float64) {
 	return up, idle
 }
 
-// TestSettledMounts: before `started` the trap agent is told the list is
+// TestMountsSettled: before `started` the trap agent is told the list is
 // not final (the pins do not exist yet); once started it is, with the
 // kernel views' pins, read-only; unregister takes the pins away.
-func TestSettledMounts(t *testing.T) {
+func TestMountsSettled(t *testing.T) {
 	needKernelViews(t)
 	d, err := newDaemon(newHost("/proc", "/sys"), "/nonexistent")
 	if err != nil {
@@ -220,7 +220,7 @@ func TestSettledMounts(t *testing.T) {
 		t.Fatalf("no %s in %+v", dest, ms)
 		return ipc.FsMount{}
 	}
-	ms, reg, settled := d.SettledMounts("ct")
+	ms, reg, settled := d.Mounts("ct")
 	if !reg || settled || source(ms, "/proc/uptime").ReadOnly {
 		t.Errorf("before started: registered %v, settled %v, uptime %+v", reg, settled, source(ms, "/proc/uptime"))
 	}
@@ -228,7 +228,7 @@ func TestSettledMounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms, _, settled = d.SettledMounts("ct")
+	ms, _, settled = d.Mounts("ct")
 	for _, list := range [][]ipc.FsMount{got.Mounts, ms} {
 		for _, dest := range []string{"/proc/uptime", "/proc/loadavg"} {
 			if m := source(list, dest); !m.ReadOnly || m.Source != filepath.Join(dir, "ct", filepath.Base(dest)) {
@@ -248,7 +248,7 @@ func TestSettledMounts(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "ct")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("unregister left the pins: %v", err)
 	}
-	if _, reg, settled := d.SettledMounts("ct"); reg || !settled {
+	if _, reg, settled := d.Mounts("ct"); reg || !settled {
 		t.Errorf("unregistered: registered %v, settled %v", reg, settled)
 	}
 }

@@ -118,6 +118,10 @@ var mountDests = []string{
 // in the container's fresh sysfs, which has what the host's has: the DMI
 // and conntrack files are offered only where the host has them.
 func (d *daemon) mounts(id string) []ipc.FsMount {
+	var pins map[string]string
+	if c := d.get(id); c != nil {
+		pins = c.pinned()
+	}
 	out := make([]ipc.FsMount, 0, len(mountDests))
 	for _, dest := range mountDests {
 		if sys, ok := strings.CutPrefix(dest, "/sys/"); ok && (strings.HasPrefix(sys, "devices/virtual/dmi") || strings.HasPrefix(sys, "module/")) {
@@ -126,28 +130,19 @@ func (d *daemon) mounts(id string) []ipc.FsMount {
 			}
 		}
 		m := ipc.FsMount{Source: filepath.Join(d.mountpoint, id, dest), Dest: dest}
-		if c := d.get(id); c != nil {
-			if pin := c.pin(dest); pin != "" {
-				m.Source, m.ReadOnly = pin, true
-			}
+		if pin := pins[dest]; pin != "" {
+			m.Source, m.ReadOnly = pin, true
 		}
 		out = append(out, m)
 	}
 	return out
 }
 
-// Mounts returns what `register` answered for a registered container: the
-// trap agent's view of where the container's emulated files come from.
-func (d *daemon) Mounts(id string) ([]ipc.FsMount, bool) {
-	if d.get(id) == nil {
-		return nil, false
-	}
-	return d.mounts(id), true
-}
-
-// SettledMounts is Mounts, and whether the list is final: the container
-// has started and its kernel views are pinned, or it is not registered.
-func (d *daemon) SettledMounts(id string) ([]ipc.FsMount, bool, bool) {
+// Mounts is the trap agent's view of where a container's emulated files
+// come from (what `started` answered the runtime), whether the container is
+// registered, and whether the list is final: it has started and its kernel
+// views are pinned (or it is not registered).
+func (d *daemon) Mounts(id string) ([]ipc.FsMount, bool, bool) {
 	c := d.get(id)
 	if c == nil {
 		return nil, false, true

@@ -49,18 +49,13 @@ import (
 )
 
 // Views tells the agent what the fs daemon shows a container: the emulated
-// files and dirs (host path on the FUSE mount, container path) that the
-// runtime bound over its /proc and /sys. The fs daemon implements it with
-// what its `register` answers. false: the container is not registered.
+// files and dirs (host source, container path) that the runtime bound over
+// its /proc and /sys. The fs daemon implements it with what its `started`
+// answers. registered: the daemon knows the container; settled: the list is
+// final (until the container has started, its kernel views, pins bound to
+// its cgroup, are not in it yet).
 type Views interface {
-	Mounts(id string) ([]ipc.FsMount, bool)
-}
-
-// SettledViews is what Views may also offer: Mounts, and whether that list
-// is final. Until the container's init has started, its kernel views
-// (pins bound to its cgroup, which does not exist before) are not in it.
-type SettledViews interface {
-	SettledMounts(id string) (ms []ipc.FsMount, registered, settled bool)
+	Mounts(id string) (ms []ipc.FsMount, registered, settled bool)
 }
 
 // ViewReader is what Views may also offer when the agent runs in the fs

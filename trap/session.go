@@ -298,15 +298,10 @@ func (a *Agent) detach(ct *container) {
 
 // mounts asks the fs daemon what it shows container id.
 func (a *Agent) mounts(id string) (views []ipc.FsMount, registered, settled bool) {
-	switch v := a.views.(type) {
-	case nil:
+	if a.views == nil {
 		return nil, false, true
-	case SettledViews:
-		return v.SettledMounts(id)
-	default:
-		views, registered = v.Mounts(id)
-		return views, registered, true
 	}
+	return a.views.Mounts(id)
 }
 
 // views are the container's views (ipc.FsMount: host source, container
