@@ -159,10 +159,12 @@ func readControllerList(path string) []string {
 	return strings.Fields(string(b))
 }
 
-func probeCgroups() Result {
+// probeCgroups also returns the layout it found (empty when mountinfo
+// cannot be read), for the probes that depend on it.
+func probeCgroups() (Result, cgroupLayout) {
 	ms, err := readMountinfo()
 	if err != nil {
-		return Result{Name: "cgroups", Status: Fail, Detail: fmt.Sprintf("read mountinfo: %v", err), Remedy: "make sure /proc is mounted"}
+		return Result{Name: "cgroups", Status: Fail, Detail: fmt.Sprintf("read mountinfo: %v", err), Remedy: "make sure /proc is mounted"}, cgroupLayout{}
 	}
 	l := cgroupLayoutOf(ms)
 	var ctrls, subtree []string
@@ -170,5 +172,5 @@ func probeCgroups() Result {
 		ctrls = readControllerList(filepath.Join(l.v2, "cgroup.controllers"))
 		subtree = readControllerList(filepath.Join(l.v2, "cgroup.subtree_control"))
 	}
-	return cgroupResult(l, ctrls, subtree)
+	return cgroupResult(l, ctrls, subtree), l
 }

@@ -5,8 +5,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-
-	"golang.org/x/sys/unix"
 )
 
 // KernelVersion is the numeric prefix of a kernel release string.
@@ -129,7 +127,7 @@ func kernelViewsResult(btf bool, v KernelVersion, verr error, unified bool) Resu
 		missing = append(missing, "no cgroup iterators (kernel older than 6.1)")
 	}
 	if !unified {
-		missing = append(missing, "no cgroup v2 mount (/sys/fs/cgroup or /sys/fs/cgroup/unified)")
+		missing = append(missing, "no cgroup v2 mount")
 	}
 	if len(missing) == 0 {
 		r.Status, r.Detail = OK, "BTF, cgroup iterators and a unified cgroup: sysbox-fs serves /proc/uptime and /proc/loadavg from the kernel"
@@ -139,15 +137,4 @@ func kernelViewsResult(btf bool, v KernelVersion, verr error, unified bool) Resu
 	r.Detail = strings.Join(missing, "; ") + ": sysbox-fs serves /proc/uptime and /proc/loadavg through FUSE (same text, about 10x slower to read)"
 	r.Remedy = "optional: a 6.1+ kernel with CONFIG_DEBUG_INFO_BTF and a cgroup v2 (or hybrid) mount"
 	return r
-}
-
-// unifiedCgroup reports whether cgroup v2 is mounted where sysbox looks.
-func unifiedCgroup() bool {
-	for _, p := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
-		var st unix.Statfs_t
-		if unix.Statfs(p, &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
-			return true
-		}
-	}
-	return false
 }

@@ -74,10 +74,11 @@ func All(o Options) []Result {
 	rs = append(rs, probeIDMap(h, o.DataRoot)...)
 	rs = append(rs, probeFUSE(h))
 	rs = append(rs, probeSeccomp(h)...)
-	rs = append(rs, probeCgroups())
+	cg, layout := probeCgroups()
+	rs = append(rs, cg)
 	rs = append(rs, binfmtResult(h.kernel, h.kerr, hasFilesystem("binfmt_misc")))
 	rs = append(rs, modulesResult(exists("/proc/modules"), hasFilesystem("configfs")))
-	rs = append(rs, kernelViewsResult(exists("/sys/kernel/btf/vmlinux"), h.kernel, h.kerr, unifiedCgroup()))
+	rs = append(rs, kernelViewsResult(exists("/sys/kernel/btf/vmlinux"), h.kernel, h.kerr, layout.v2 != ""))
 	rs = append(rs, probeSubID())
 	rs = append(rs, probeEngines()...)
 	return rs
