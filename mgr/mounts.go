@@ -14,37 +14,17 @@ import (
 	"github.com/sysbox-dev/sysbox/internal/mountinfo"
 )
 
-// mountEntry is the part of a /proc/self/mountinfo line the manager needs.
-type mountEntry struct {
-	Point  string
-	FSType string
-	Super  string // super block options (overlay's lowerdir=…,upperdir=…)
-}
-
-// parseMountinfo keeps what the manager needs of mountinfo text.
-func parseMountinfo(b []byte) ([]mountEntry, error) {
-	es, err := mountinfo.Parse(b)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]mountEntry, len(es))
-	for i, e := range es {
-		out[i] = mountEntry{Point: e.Point, FSType: e.FSType, Super: e.Super}
-	}
-	return out, nil
-}
-
-func readMounts() ([]mountEntry, error) {
+func readMounts() ([]mountinfo.Entry, error) {
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return nil, fmt.Errorf("read mountinfo: %w", err)
 	}
-	return parseMountinfo(b)
+	return mountinfo.Parse(b)
 }
 
 // overlayUpper returns the upper dir of the overlay mounted at point, if
 // point is one (the last mount there is the visible one).
-func overlayUpper(mounts []mountEntry, point string) string {
+func overlayUpper(mounts []mountinfo.Entry, point string) string {
 	upper := ""
 	for _, m := range mounts {
 		if m.Point != point {
@@ -64,7 +44,7 @@ func overlayUpper(mounts []mountEntry, point string) string {
 }
 
 // mountsUnder lists the mount points at or below dir, deepest first.
-func mountsUnder(mounts []mountEntry, dir string) []string {
+func mountsUnder(mounts []mountinfo.Entry, dir string) []string {
 	var out []string
 	for _, m := range mounts {
 		if m.Point == dir || strings.HasPrefix(m.Point, dir+"/") {

@@ -9,6 +9,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/sysbox-dev/sysbox/internal/ipc"
+	"github.com/sysbox-dev/sysbox/internal/mountinfo"
 )
 
 func corruptRecord(path string) error {
@@ -28,18 +29,24 @@ func TestParseMountinfo(t *testing.T) {
 101 22 0:51 / /run/with\040space rw - tmpfs tmpfs rw
 102 22 0:52 / /odd rw shared:5 master:3 - overlay overlay rw,upperdir=/up\,comma,workdir=/w
 `
-	ms, err := parseMountinfo([]byte(in))
+	ms, err := mountinfo.Parse([]byte(in))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []mountEntry{
+	// What the manager uses of them.
+	type used struct{ Point, FSType, Super string }
+	got := make([]used, len(ms))
+	for i, m := range ms {
+		got[i] = used{m.Point, m.FSType, m.Super}
+	}
+	want := []used{
 		{Point: "/", FSType: "ext4", Super: "rw"},
 		{Point: "/var/lib/docker/overlay2/abc/merged", FSType: "overlay", Super: "rw,lowerdir=/l1:/l2,upperdir=/var/lib/docker/overlay2/abc/diff,workdir=/var/lib/docker/overlay2/abc/work"},
 		{Point: "/run/with space", FSType: "tmpfs", Super: "rw"},
 		{Point: "/odd", FSType: "overlay", Super: `rw,upperdir=/up\,comma,workdir=/w`},
 	}
-	if !reflect.DeepEqual(ms, want) {
-		t.Fatalf("got %+v", ms)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v", got)
 	}
 	tests := []struct{ point, want string }{
 		{"/var/lib/docker/overlay2/abc/merged", "/var/lib/docker/overlay2/abc/diff"},
@@ -52,7 +59,7 @@ func TestParseMountinfo(t *testing.T) {
 			t.Errorf("overlayUpper(%s) = %q, want %q", tt.point, got, tt.want)
 		}
 	}
-	if got := mountsUnder(append(ms, mountEntry{Point: "/run/with space/a/b"}), "/run/with space"); !reflect.DeepEqual(got, []string{"/run/with space/a/b", "/run/with space"}) {
+	if got := mountsUnder(append(ms, mountinfo.Entry{Point: "/run/with space/a/b"}), "/run/with space"); !reflect.DeepEqual(got, []string{"/run/with space/a/b", "/run/with space"}) {
 		t.Errorf("mountsUnder = %v", got)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/sysbox-dev/sysbox/internal/mountinfo"
 )
 
 // v1Controllers are the controller names a cgroup v1 mount can carry in its
@@ -45,22 +47,22 @@ func (l cgroupLayout) mode() string {
 	return "none"
 }
 
-func cgroupLayoutOf(ms []mount) cgroupLayout {
+func cgroupLayoutOf(ms []mountinfo.Entry) cgroupLayout {
 	var l cgroupLayout
 	for _, m := range ms {
-		switch m.fstype {
+		switch m.FSType {
 		case "cgroup2":
 			// Prefer the canonical place when cgroup2 is mounted more than once.
-			if l.v2 == "" || m.point == "/sys/fs/cgroup" || m.point == "/sys/fs/cgroup/unified" && l.v2 != "/sys/fs/cgroup" {
-				l.v2 = m.point
+			if l.v2 == "" || m.Point == "/sys/fs/cgroup" || m.Point == "/sys/fs/cgroup/unified" && l.v2 != "/sys/fs/cgroup" {
+				l.v2 = m.Point
 			}
 		case "cgroup":
 			if l.v1Root == "" {
-				l.v1Root = filepath.Dir(m.point)
+				l.v1Root = filepath.Dir(m.Point)
 			}
 			named := ""
 			var ctrls []string
-			for _, o := range strings.Split(m.superOptions, ",") {
+			for _, o := range strings.Split(m.Super, ",") {
 				if v1Controllers[o] {
 					ctrls = append(ctrls, o)
 				} else if name, ok := strings.CutPrefix(o, "name="); ok {

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/sysbox-dev/sysbox/internal/mountinfo"
 )
 
 // This machine: v1 controllers, a named systemd hierarchy and cgroup2 at
@@ -48,7 +50,7 @@ const v2NamedMountinfo = v2Mountinfo + `50 26 0:45 / /sys/fs/cgroup/systemd rw,r
 
 func mustLayout(t *testing.T, text string) cgroupLayout {
 	t.Helper()
-	ms, err := parseMountinfo(strings.NewReader(text))
+	ms, err := mountinfo.Parse([]byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,7 +81,7 @@ func probeIDMap(h host, dataRoot string) []Result {
 	}
 	if ms, err := readMountinfo(); err == nil {
 		if m, ok := mountFor(ms, f.probed); ok {
-			f.fstype = m.fstype
+			f.fstype = m.FSType
 		}
 	}
 	err := inPrivateMountNS(func() error {

@@ -3,8 +3,9 @@ package probe
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
+
+	"github.com/sysbox-dev/sysbox/internal/mountinfo"
 )
 
 func TestParseMountinfo(t *testing.T) {
@@ -14,19 +15,19 @@ func TestParseMountinfo(t *testing.T) {
 41 26 0:40 / /mnt/with\040space rw - tmpfs my\134src rw,size=4k
 42 26 0:41 / /mnt/nosuper rw - fuse.sshfs host:
 `
-	ms, err := parseMountinfo(strings.NewReader(text))
+	ms, err := mountinfo.Parse([]byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(ms) != 5 {
 		t.Fatalf("got %d mounts, want 5", len(ms))
 	}
-	want := []mount{
-		{id: 26, parent: 1, root: "/", point: "/", options: "rw,relatime", fstype: "ext4", source: "/dev/vda", superOptions: "rw,discard"},
-		{id: 36, parent: 35, root: "/mnt1", point: "/mnt2", options: "rw,noatime", fstype: "ext3", source: "/dev/root", superOptions: "rw,errors=continue"},
-		{id: 40, parent: 30, root: "/", point: "/sys/fs/cgroup/unified", options: "rw,relatime", fstype: "cgroup2", source: "cgroup2", superOptions: "rw"},
-		{id: 41, parent: 26, root: "/", point: "/mnt/with space", options: "rw", fstype: "tmpfs", source: `my\src`, superOptions: "rw,size=4k"},
-		{id: 42, parent: 26, root: "/", point: "/mnt/nosuper", options: "rw", fstype: "fuse.sshfs", source: "host:"},
+	want := []mountinfo.Entry{
+		{ID: 26, Parent: 1, Dev: "254:0", Root: "/", Point: "/", Options: "rw,relatime", FSType: "ext4", Source: "/dev/vda", Super: "rw,discard"},
+		{ID: 36, Parent: 35, Dev: "98:0", Root: "/mnt1", Point: "/mnt2", Options: "rw,noatime", FSType: "ext3", Source: "/dev/root", Super: "rw,errors=continue"},
+		{ID: 40, Parent: 30, Dev: "0:37", Root: "/", Point: "/sys/fs/cgroup/unified", Options: "rw,relatime", FSType: "cgroup2", Source: "cgroup2", Super: "rw"},
+		{ID: 41, Parent: 26, Dev: "0:40", Root: "/", Point: "/mnt/with space", Options: "rw", FSType: "tmpfs", Source: `my\src`, Super: "rw,size=4k"},
+		{ID: 42, Parent: 26, Dev: "0:41", Root: "/", Point: "/mnt/nosuper", Options: "rw", FSType: "fuse.sshfs", Source: "host:"},
 	}
 	for i := range want {
 		if ms[i] != want[i] {
@@ -43,19 +44,19 @@ func TestParseMountinfoMalformed(t *testing.T) {
 		"26 1 254:0 / / rw - ext4\n",                       // nothing after the type
 		"26 1 254:0 / / rw - ext4 /dev/vda rw\n26 1 2 3\n", // second line short
 	} {
-		if _, err := parseMountinfo(strings.NewReader(text)); err == nil {
-			t.Errorf("parseMountinfo(%q) succeeded, want an error", text)
+		if _, err := mountinfo.Parse([]byte(text)); err == nil {
+			t.Errorf("mountinfo.Parse(%q) succeeded, want an error", text)
 		}
 	}
 }
 
 func TestMountFor(t *testing.T) {
-	ms := []mount{
-		{id: 1, point: "/", fstype: "ext4"},
-		{id: 2, point: "/var", fstype: "xfs"},
-		{id: 3, point: "/var/lib/docker", fstype: "ext4"},
-		{id: 4, point: "/var/lib/sysbox", fstype: "btrfs"},
-		{id: 5, point: "/var/lib/sysbox", fstype: "tmpfs"}, // stacked over 4
+	ms := []mountinfo.Entry{
+		{ID: 1, Point: "/", FSType: "ext4"},
+		{ID: 2, Point: "/var", FSType: "xfs"},
+		{ID: 3, Point: "/var/lib/docker", FSType: "ext4"},
+		{ID: 4, Point: "/var/lib/sysbox", FSType: "btrfs"},
+		{ID: 5, Point: "/var/lib/sysbox", FSType: "tmpfs"}, // stacked over 4
 	}
 	tests := []struct {
 		path string
@@ -73,8 +74,8 @@ func TestMountFor(t *testing.T) {
 	}
 	for _, tt := range tests {
 		m, ok := mountFor(ms, tt.path)
-		if !ok || m.id != tt.want {
-			t.Errorf("mountFor(%q) = %d (found %v), want %d", tt.path, m.id, ok, tt.want)
+		if !ok || m.ID != tt.want {
+			t.Errorf("mountFor(%q) = %d (found %v), want %d", tt.path, m.ID, ok, tt.want)
 		}
 	}
 	if _, ok := mountFor(nil, "/x"); ok {
