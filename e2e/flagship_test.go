@@ -26,8 +26,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/sysbox-dev/sysbox/internal/mountinfo"
 )
 
 // bootFlagship boots the system image under sysbox and waits for systemd.
@@ -150,14 +148,7 @@ func TestFlagshipInnerBuild(t *testing.T) {
 // filesystem type.
 func hostDisk(t *testing.T) (dev string, major, minor uint64, fstype string) {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	es, err := mountinfo.Parse(b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	es := selfMounts(t)
 	// The root's device if it is a block device, else the first mounted
 	// block device (a host whose root is an overlay still has a disk).
 	var st unix.Stat_t

@@ -213,9 +213,8 @@ func poll(t testing.TB, timeout time.Duration, cond func() (done bool, status st
 	}
 }
 
-// mountPoints returns the mount points in this mount namespace, from
-// /proc/self/mountinfo (field 5), unescaped.
-func mountPoints(t testing.TB) []string {
+// selfMounts is this mount namespace's /proc/self/mountinfo, parsed.
+func selfMounts(t testing.TB) []mountinfo.Entry {
 	t.Helper()
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
@@ -225,6 +224,13 @@ func mountPoints(t testing.TB) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return es
+}
+
+// mountPoints returns the mount points in this mount namespace, unescaped.
+func mountPoints(t testing.TB) []string {
+	t.Helper()
+	es := selfMounts(t)
 	mps := make([]string, len(es))
 	for i, e := range es {
 		mps[i] = e.Point

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -111,12 +110,7 @@ func loadInner(t *testing.T, name, tar string) {
 
 func uptimeOf(t *testing.T, s string) float64 {
 	t.Helper()
-	var up float64
-	for _, f := range strings.Fields(s)[:1] {
-		if _, err := fmt.Sscan(f, &up); err != nil {
-			t.Fatalf("uptime %q: %v", s, err)
-		}
-	}
+	up, _ := uptimeFields(t, s)
 	return up
 }
 
