@@ -12,6 +12,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 n=${BENCH_READS:-2000}
 image=${BENCH_IMAGE:-sysbox-e2e/minimal:latest}
 docker=${DOCKER:-$(command -v /usr/bin/docker || command -v docker)}
@@ -60,13 +62,8 @@ measure "runc (kernel procfs)" "$docker" run --rm --network none --runtime runc 
 sysbox_bin=${SYSBOX_BIN:-$top/bin/sysbox}
 # sysbox_bundle runs procread in a bundle through the runtime directly.
 sysbox_bundle() {
-	local b=$work/bundle cid
-	mkdir -p "$b/rootfs"
-	cid=$("$docker" create "$image" true)
-	"$docker" export "$cid" | tar -C "$b/rootfs" -x
-	"$docker" rm "$cid" >/dev/null
-	cp "$work/procread" "$b/rootfs/procread"
-	"$sysbox_bin" runc spec --bundle "$b"
+	local b=$work/bundle
+	bench_bundle "$docker" "$image" "$b" "$work/procread" "$sysbox_bin"
 	# shellcheck disable=SC2086 # $files is a list
 	jq --arg n "$n" '.process.args = ["/procread", "-n", $n] + $ARGS.positional | .process.terminal = false | .root.readonly = false' \
 		--args $files $more <"$b/config.json" >"$b/config.new"

@@ -25,6 +25,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 n=${BENCH_CALLS:-20000}
 m=${BENCH_MOUNTS:-500}
 rounds=${BENCH_ROUNDS:-3}
@@ -39,7 +41,10 @@ cleanup() {
 		kill "$fs_pid" 2>/dev/null || true
 		wait "$fs_pid" 2>/dev/null || true
 	fi
-	if grep -q " $work/mnt " /proc/self/mountinfo; then umount -l "$work/mnt" || true; fi
+	# A killed daemon leaves its FUSE mount; any, its bpffs of kernel views.
+	for m in "$work/mnt" "$work/bpf"; do
+		if grep -q " $m " /proc/self/mountinfo; then umount -l "$m" || true; fi
+	done
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -65,12 +70,7 @@ if [ -n "$private" ]; then
 	for _ in $(seq 100); do grep -q "seccomp agent ready" "$work/fs.log" && break; sleep 0.1; done
 	grep -q "seccomp agent ready" "$work/fs.log" || { echo "private sysbox-fs did not come up:"; cat "$work/fs.log"; exit 1; }
 	b=$work/bundle
-	mkdir -p "$b/rootfs"
-	cid=$("$docker" create "$image" true)
-	"$docker" export "$cid" | tar -C "$b/rootfs" -x
-	"$docker" rm "$cid" >/dev/null
-	cp "$work/trapcall" "$b/rootfs/trapcall"
-	"$private" runc spec --bundle "$b"
+	bench_bundle "$docker" "$image" "$b" "$work/trapcall" "$private"
 	jq --arg n "$n" --arg m "$m" --arg calls "$calls" \
 		'.process.terminal=false | .process.args=(["/trapcall","-n",$n,"-m",$m] + ($calls | split(" "))) |
 		 .root.readonly=false | .linux.seccomp={"defaultAction":"SCMP_ACT_ALLOW"}' \

@@ -317,7 +317,7 @@ func (s *fdStore) prune() {
 	}
 }
 
-// count is how many fds are held (status, tests).
+// count is how many fds are held (for the tests).
 func (s *fdStore) count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -31,6 +31,9 @@ type container struct {
 	views      []ipc.FsMount
 	settled    bool
 	registered bool
+	// viewDevs: the devices the views live on (the FUSE mount, the
+	// kernel views' bpffs), once settled.
+	viewDevs map[string]bool
 }
 
 // session serves one notify fd: the filter of a container's init, or of
@@ -320,6 +323,33 @@ func (s *session) views() []ipc.FsMount {
 	ct.views, ct.settled = views, settled
 	s.a.mu.Unlock()
 	return views
+}
+
+// viewDevs are the devices ("major:minor") of the filesystems the views
+// live on, found once the list is settled.
+func (s *session) viewDevs() map[string]bool {
+	views := s.views()
+	s.a.mu.Lock()
+	devs, settled := s.ct.viewDevs, s.ct.settled
+	s.a.mu.Unlock()
+	if devs != nil {
+		return devs
+	}
+	devs = map[string]bool{}
+	for _, v := range views {
+		d, err := s.ct.sources.dev(v.Source)
+		if err != nil {
+			s.log.Debug("find a view's device", "view", v.Source, "err", err)
+			continue
+		}
+		devs[d] = true
+	}
+	if settled {
+		s.a.mu.Lock()
+		s.ct.viewDevs = devs
+		s.a.mu.Unlock()
+	}
+	return devs
 }
 
 func (s *session) layout() *layout {

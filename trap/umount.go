@@ -34,15 +34,7 @@ func umount2(c call) answer {
 func (c call) protectedAt(dirfd int32, path string, follow, emptyPath bool) (mountEntry, bool) {
 	l := c.s.layout()
 	views := c.s.views()
-	viewDevs := map[string]bool{}
-	for _, v := range views {
-		d, err := c.s.ct.sources.dev(v.Source)
-		if err != nil {
-			c.s.log.Debug("find a view's device", "view", v.Source, "err", err)
-			continue
-		}
-		viewDevs[d] = true
-	}
+	viewDevs := c.s.viewDevs()
 	want := func(t target) bool { return l.protectedDev(t.dev) || viewDevs[t.dev] }
 	t, err := resolveAt(c, dirfd, path, follow, false, emptyPath, want)
 	if err != nil || !t.mountRoot || !t.found {

@@ -1,0 +1,14 @@
+# Shared by the bench scripts (sourced).
+
+# bench_bundle DOCKER IMAGE DIR PROGRAM SYSBOX: an OCI bundle at DIR whose
+# rootfs is IMAGE's filesystem with PROGRAM copied to its root, and a
+# default config.json from SYSBOX's `runc spec` for the caller to edit.
+bench_bundle() {
+	local docker=$1 image=$2 dir=$3 program=$4 sysbox=$5 cid
+	mkdir -p "$dir/rootfs"
+	cid=$("$docker" create "$image" true)
+	"$docker" export "$cid" | tar -C "$dir/rootfs" -x
+	"$docker" rm "$cid" >/dev/null
+	cp "$program" "$dir/rootfs/"
+	"$sysbox" runc spec --bundle "$dir"
+}
