@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -68,11 +69,17 @@ func SendFdMsg(sock int, m FdMsg, fd int) error {
 	}
 }
 
+// recvBufs are RecvFdMsg's buffers: a SOCK_SEQPACKET read needs room for
+// the largest message, and the decoded message keeps none of it.
+var recvBufs = sync.Pool{New: func() any { return new([maxFdMsg]byte) }}
+
 // RecvFdMsg reads one message from sock: the message and its fd (-1 when
 // none came; close-on-exec when one did). io.EOF-like end: ErrFdStoreEOF.
 func RecvFdMsg(sock int) (FdMsg, int, error) {
 	var m FdMsg
-	buf := make([]byte, maxFdMsg)
+	pooled := recvBufs.Get().(*[maxFdMsg]byte)
+	defer recvBufs.Put(pooled)
+	buf := pooled[:]
 	oob := make([]byte, unix.CmsgSpace(4*4))
 	var n, oobn, flags int
 	var err error
