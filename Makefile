@@ -15,25 +15,13 @@ E2E_FLAGS  ?= -count=1 -v -timeout 60m
 GORELEASER_VERSION ?= v2.16.0
 GORELEASER ?= $(or $(shell command -v goreleaser),$(shell $(GO) env GOPATH)/bin/goreleaser)
 
-.PHONY: build unit lint test e2e images release-check bench clean demo bpf bpf-check
+.PHONY: build unit lint test e2e images release-check bench clean demo
 build: bin/sysbox
 	@for r in $(ROLES); do ln -sfn sysbox bin/$$r; done
 
 bin/sysbox: $(shell find . -name '*.go' -not -path './e2e/*') go.mod go.sum
 	@mkdir -p bin
 	CGO_ENABLED=1 $(GO) build -trimpath -buildmode=pie -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o $@ .
-
-# bpf: rebuild the kernel views' BPF object, embedded in the binary and
-# committed, so building sysbox needs no clang. bpf-check: the committed
-# object is what the source compiles to (Debian 12's clang 14).
-BPF_CFLAGS := -O2 -g -target bpf -Wall -Werror -fdebug-prefix-map=$(CURDIR)=. -I/usr/include/$(shell uname -m)-linux-gnu
-bpf: fs/bpf/views.bpf.o
-fs/bpf/views.bpf.o: fs/bpf/views.bpf.c fs/bpf/views.h
-	clang $(BPF_CFLAGS) -c $< -o $@
-bpf-check:
-	@tmp=$$(mktemp) && clang $(BPF_CFLAGS) -c fs/bpf/views.bpf.c -o $$tmp && \
-	if cmp -s $$tmp fs/bpf/views.bpf.o; then rm -f $$tmp; \
-	else rm -f $$tmp; echo "fs/bpf/views.bpf.o is not what fs/bpf/views.bpf.c compiles to: run make bpf" >&2; exit 1; fi
 
 unit:
 	CGO_ENABLED=1 $(GO) test -tags "$(TAGS)" -count=1 ./...
@@ -50,8 +38,6 @@ clean:
 # the README's test command and what .ci/run runs.
 test:
 	@if [ "$$(id -u)" -eq 0 ]; then scripts/install-deps.sh; fi
-	@if command -v clang >/dev/null; then $(MAKE) --no-print-directory bpf-check; \
-	else echo "test: no clang: the BPF object's check skipped (scripts/install-deps.sh installs it)"; fi
 	@$(MAKE) --no-print-directory unit
 	@if [ "$$(id -u)" -eq 0 ]; then $(MAKE) --no-print-directory e2e; \
 	else echo "test: not root: e2e tests skipped (run: sudo make test)"; fi

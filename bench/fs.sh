@@ -44,9 +44,7 @@ CGO_ENABLED=0 go build -C "$top" -o "$work/procread" ./bench/procread
 files="/proc/uptime /proc/meminfo"
 # Sysctls come through directory binds (a lookup per path component unless
 # cached) and, for net.*, the container's network namespace; lxcfs has none
-# of these (nor, by default, loadavg). /proc/uptime and /proc/loadavg are
-# kernel views where the host allows (BPF iterators, no FUSE); the others
-# are FUSE files.
+# of these (nor, by default, loadavg).
 more="/proc/loadavg /proc/sys/kernel/pid_max /proc/sys/net/core/somaxconn"
 
 declare -A p50 p99
@@ -109,6 +107,5 @@ for f in $files $more; do
 done
 echo "== the FUSE floor: open+read+close of a fixed 18-byte direct-I/O file from a server that renders nothing"
 printf '  %-26s p50 %8.1f µs   p99 %8.1f µs   %5.1fx procfs (/proc/uptime)\n' "bench/fusefloor" "$floor50" "$floor99" "$(echo "$floor50 / ${p50["runc (kernel procfs) /proc/uptime"]}" | bc -l)"
-echo "  (goal: sysbox-fs p50 within 5x of the kernel's procfs, and faster than lxcfs; the files"
-echo "   sysbox-fs serves through FUSE cannot beat the floor: /proc/uptime and /proc/loadavg are"
-echo "   kernel views, BPF iterators read without a round trip, where the host allows)"
+echo "  (goal: sysbox-fs p50 within 5x of the kernel's procfs, and faster than lxcfs; a file"
+echo "   served through FUSE with direct I/O cannot beat the floor: three round trips)"

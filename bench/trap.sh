@@ -41,10 +41,8 @@ cleanup() {
 		kill "$fs_pid" 2>/dev/null || true
 		wait "$fs_pid" 2>/dev/null || true
 	fi
-	# A killed daemon leaves its FUSE mount; any, its bpffs of kernel views.
-	for m in "$work/mnt" "$work/bpf"; do
-		if grep -q " $m " /proc/self/mountinfo; then umount -l "$m" || true; fi
-	done
+	# A killed daemon leaves its FUSE mount.
+	if grep -q " $work/mnt " /proc/self/mountinfo; then umount -l "$work/mnt" || true; fi
 	rm -rf "$work"
 }
 trap cleanup EXIT

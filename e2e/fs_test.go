@@ -507,78 +507,6 @@ func lastLine(s string) string {
 	return s
 }
 
-// kernelViews reports whether sysbox-fs serves /proc/uptime from the kernel
-// on this host (a BPF cgroup iterator needs the kernel's BTF): it does on
-// the CI machine, where TestFsKernelViews holds it to that.
-func kernelViews(t testing.TB) bool {
-	_, err := os.Stat("/sys/kernel/btf/vmlinux")
-	return err == nil
-}
-
-// TestFsKernelViews: /proc/uptime and /proc/loadavg are pinned BPF
-// iterators bound to the container's cgroup, read in the reader's own
-// read(2): what they show, who owns them, that they cannot be changed or
-// unmounted, that a CPU limit counts in the idle time, and that they go
-// with the container.
-func TestFsKernelViews(t *testing.T) {
-	needDaemons(t)
-	if !kernelViews(t) {
-		t.Skip("no kernel BTF here: sysbox-fs serves /proc/uptime through FUSE (TestFsLimits)")
-	}
-	name := container{Runtime: RuntimeSysbox, Image: ImageMinimal, Flags: []string{"--cpus", "1"}, Cmd: []string{"sleep", "600"}}.start(t)
-	id := strings.TrimSpace(docker(t, "inspect", "-f", "{{.Id}}", name))
-	out := dockerExec(t, name, "sh", "-c", `
-		grep ' /proc/uptime ' /proc/self/mountinfo | sed 's/.* - //' | cut -d' ' -f1
-		cat /proc/uptime
-		stat -c '%U %a' /proc/uptime
-		chmod 600 /proc/uptime 2>/dev/null; echo "chmod=$?"
-		umount /proc/uptime 2>/dev/null; echo "umount=$?"
-		(echo 1 > /proc/uptime) 2>/dev/null; echo "write=$?"
-		grep ' /proc/loadavg ' /proc/self/mountinfo | sed 's/.* - //' | cut -d' ' -f1
-		cat /proc/loadavg
-		cat /proc/uptime`)
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	t.Logf("%s", out)
-	if len(lines) < 5 || lines[0] != "bpf" {
-		t.Fatalf("/proc/uptime is not the kernel view (want a bpf mount first):\n%s", out)
-	}
-	up, idle := uptimeFields(t, lines[1])
-	if up >= 5 {
-		t.Errorf("uptime %.2f right after start, want under 5 s", up)
-	}
-	// --cpus 1: one CPU's worth of idle at most.
-	if idle > up+0.01 {
-		t.Errorf("idle %.2f over uptime %.2f with --cpus 1", idle, up)
-	}
-	if lines[2] != "root 444" {
-		t.Errorf("/proc/uptime is %q, want root's, mode 444", lines[2])
-	}
-	for _, k := range []string{"chmod", "umount", "write"} {
-		if strings.Contains(out, k+"=0\n") {
-			t.Errorf("%s of /proc/uptime succeeded:\n%s", k, out)
-		}
-	}
-	if len(lines) < 9 || lines[6] != "bpf" || !regexp.MustCompile(`^\d+\.\d\d \d+\.\d\d \d+\.\d\d \d+/\d+ \d+$`).MatchString(lines[7]) {
-		t.Errorf("/proc/loadavg is not the kernel view's loadavg:\n%s", out)
-	}
-	if up2, _ := uptimeFields(t, lines[len(lines)-1]); up2 < up {
-		t.Errorf("uptime went back: %.2f then %.2f", up, up2)
-	}
-	pins := filepath.Join(filepath.Dir(ipc.FsSocket), "bpf", id)
-	for _, f := range []string{"uptime", "loadavg"} {
-		if _, err := os.Stat(filepath.Join(pins, f)); err != nil {
-			t.Errorf("the container's pin: %v", err)
-		}
-	}
-	// A restart binds it again, from zero.
-	docker(t, "restart", "-t", "0", name)
-	if up, _ := uptimeFields(t, dockerExec(t, name, "cat", "/proc/uptime")); up >= 5 {
-		t.Errorf("uptime %.2f after a restart, want under 5 s", up)
-	}
-	docker(t, "rm", "-f", name)
-	assertGone(t, pins)
-}
-
 // uptimeFields parses a /proc/uptime line.
 func uptimeFields(t testing.TB, line string) (up, idle float64) {
 	t.Helper()
@@ -592,4 +520,83 @@ func uptimeFields(t testing.TB, line string) (up, idle float64) {
 		t.Fatalf("%q is not an uptime line", line)
 	}
 	return up, idle
+}
+
+// seekScript opens each emulated /proc file once and reads it twice, with
+// lseek(fd, 0) in between, as procps does (top, free -s, vmstat keep
+// /proc/meminfo, /proc/stat and /proc/loadavg open): the second read must
+// be whole and fresh. It prints, per file, the seek's result and the first
+// line of each read; then the same for a sysctl another fd writes between
+// the reads.
+const seekScript = `
+use strict;
+sub slurp { my ($fh) = @_; my ($all, $buf) = (""); while (sysread($fh, $buf, 65536)) { $all .= $buf } return $all }
+sub lines { my ($s) = @_; my @l = split /\n/, $s; return (scalar(@l), $l[0] // "") }
+for my $f (qw(/proc/uptime /proc/loadavg /proc/meminfo /proc/stat /proc/cpuinfo /proc/swaps /proc/diskstats)) {
+	open(my $fh, "<", $f) or die "open $f: $!";
+	my ($na, $la) = lines(slurp($fh));
+	select(undef, undef, undef, 0.3);
+	my $ok = sysseek($fh, 0, 0) ? "ok" : "failed: $!";
+	my ($nb, $lb) = lines(slurp($fh));
+	print "$f seek=$ok lines=$na/$nb first=[$la] second=[$lb]\n";
+	close $fh;
+}
+my $p = "/proc/sys/kernel/pid_max";
+open(my $rd, "<", $p) or die "open $p: $!";
+my (undef, $before) = lines(slurp($rd));
+open(my $wr, ">", $p) or die "open $p for writing: $!";
+syswrite($wr, "54321\n") or die "write $p: $!";
+close $wr;
+my $ok = sysseek($rd, 0, 0) ? "ok" : "failed: $!";
+my (undef, $after) = lines(slurp($rd));
+print "$p seek=$ok first=[$before] second=[$after]\n";
+`
+
+// TestFsSeek: an emulated file read, rewound with lseek(fd, 0) and read
+// again gives its whole content again, fresh (procps's pattern), as
+// procfs does; a file that cannot seek would make procps 3.3's top stop
+// with "bad data in /proc/loadavg".
+func TestFsSeek(t *testing.T) {
+	needDaemons(t)
+	out := sysbox("perl", "-e", seekScript).withFlags("--memory", "256m").run(t)
+	t.Logf("%s", out)
+	lines := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if f, rest, ok := strings.Cut(l, " "); ok {
+			lines[f] = rest
+		}
+	}
+	re := regexp.MustCompile(`^seek=(\S+)(?: lines=(\d+)/(\d+))? first=\[(.*)\] second=\[(.*)\]$`)
+	for _, f := range []string{"/proc/uptime", "/proc/loadavg", "/proc/meminfo", "/proc/stat", "/proc/cpuinfo", "/proc/swaps", "/proc/diskstats", "/proc/sys/kernel/pid_max"} {
+		m := re.FindStringSubmatch(lines[f])
+		if m == nil {
+			t.Errorf("%s: no result in:\n%s", f, out)
+			continue
+		}
+		if m[1] != "ok" {
+			t.Errorf("%s: lseek(fd, 0) %s", f, m[1])
+		}
+		if m[2] != m[3] {
+			t.Errorf("%s: %s lines, then %s after lseek", f, m[2], m[3])
+		}
+		if m[5] == "" && f != "/proc/diskstats" {
+			t.Errorf("%s: nothing read after lseek", f)
+		}
+		switch f {
+		case "/proc/uptime":
+			a, _ := uptimeFields(t, m[4])
+			b, _ := uptimeFields(t, m[5])
+			if b < a+0.2 {
+				t.Errorf("/proc/uptime %.2f, then %.2f 0.3 s later: the re-read is not fresh", a, b)
+			}
+		case "/proc/meminfo":
+			if m[5] != "MemTotal:         262144 kB" {
+				t.Errorf("/proc/meminfo re-read starts %q, want the 256m container's MemTotal", m[5])
+			}
+		case "/proc/sys/kernel/pid_max":
+			if m[5] != "54321" || m[4] == m[5] {
+				t.Errorf("pid_max %q, then %q after another fd wrote 54321", m[4], m[5])
+			}
+		}
+	}
 }

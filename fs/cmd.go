@@ -9,9 +9,7 @@
 // the API; tree.go resolves view paths to nodes; fuse.go the FUSE ops;
 // views.go and sysctl.go the pure logic behind the files; splice.go why
 // sendfile gets EINVAL; recover.go how a restarted daemon takes running
-// containers back; bpfview.go the kernel views (/proc/uptime and
-// /proc/loadavg as BPF iterators, bpf/views.bpf.c, read with no round trip
-// to this daemon); cgroup reading is internal/cgview. No read or write
+// containers back; cgroup reading is internal/cgview. No read or write
 // path spawns a process: namespaced sysctls are reached with setns on a
 // locked thread (ns.go).
 package fs
@@ -40,16 +38,14 @@ import (
 
 // Cmd is `sysbox fs` / `sysbox-fs`.
 type Cmd struct {
-	Mountpoint  string `default:"/var/lib/sysboxfs" help:"Where the FUSE view is mounted (a directory per container)."`
-	Socket      string `default:"/run/sysbox/fs.sock" help:"API socket the runtime registers containers on."`
-	StateDir    string `name:"state-dir" help:"Where the daemon keeps a record of each running container, to take them back after a restart (default: fs-state beside --socket)."`
-	KernelViews bool   `name:"kernel-views" default:"true" negatable:"" help:"Serve /proc/uptime and /proc/loadavg through BPF iterators the kernel runs in the reader's read(2), where the kernel can (BTF, cgroup iterators, a unified cgroup); --no-kernel-views serves every file through FUSE."`
-	BPFDir      string `name:"bpf-dir" help:"The bpffs instance that holds the kernel views' pins (default: bpf beside --socket)."`
-	TrapSocket  string `name:"trap-socket" default:"/run/sysbox/seccomp.sock" help:"Socket of the seccomp agent that handles mount, umount2, mknod and sysinfo for containers (OCI seccomp-agent protocol); empty to run without it."`
-	FdStore     string `name:"fd-store" default:"/run/sysbox/fdstore.sock" help:"sysbox-mgr's fd store: the trap agent leaves a copy of each notify fd there and takes back, when it starts, those a previous agent left, so running containers' trapped calls survive a restart of this daemon; empty: none."`
-	Log         string `help:"Log file (default: stderr)."`
-	LogFormat   string `name:"log-format" enum:"text,json" default:"text" help:"Log format: text or json."`
-	Debug       bool   `help:"Log at debug level."`
+	Mountpoint string `default:"/var/lib/sysboxfs" help:"Where the FUSE view is mounted (a directory per container)."`
+	Socket     string `default:"/run/sysbox/fs.sock" help:"API socket the runtime registers containers on."`
+	StateDir   string `name:"state-dir" help:"Where the daemon keeps a record of each running container, to take them back after a restart (default: fs-state beside --socket)."`
+	TrapSocket string `name:"trap-socket" default:"/run/sysbox/seccomp.sock" help:"Socket of the seccomp agent that handles mount, umount2, mknod and sysinfo for containers (OCI seccomp-agent protocol); empty to run without it."`
+	FdStore    string `name:"fd-store" default:"/run/sysbox/fdstore.sock" help:"sysbox-mgr's fd store: the trap agent leaves a copy of each notify fd there and takes back, when it starts, those a previous agent left, so running containers' trapped calls survive a restart of this daemon; empty: none."`
+	Log        string `help:"Log file (default: stderr)."`
+	LogFormat  string `name:"log-format" enum:"text,json" default:"text" help:"Log format: text or json."`
+	Debug      bool   `help:"Log at debug level."`
 }
 
 // service is one server the daemon runs until its context ends.
@@ -73,22 +69,9 @@ func (c *Cmd) Run() error {
 	if srv.d.stateDir == "" {
 		srv.d.stateDir = filepath.Join(filepath.Dir(c.Socket), "fs-state")
 	}
-	if c.KernelViews {
-		dir := c.BPFDir
-		if dir == "" {
-			dir = filepath.Join(filepath.Dir(c.Socket), "bpf")
-		}
-		if srv.d.bpf, err = openBPFViews(dir); err != nil {
-			slog.Warn("kernel views unavailable: FUSE serves every file", "err", err)
-		}
-	}
 	// Before the API answers: a runtime's register must not race the
 	// record of the same container.
 	srv.d.recoverContainers()
-	if srv.d.bpf != nil {
-		// Pins of containers that ended while no daemon ran.
-		srv.d.bpf.sweep(func(id string) bool { return srv.d.get(id) != nil })
-	}
 	ln, err := ipc.Listen(c.Socket)
 	if err != nil {
 		return err

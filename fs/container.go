@@ -26,13 +26,10 @@ type container struct {
 	mu       sync.Mutex
 	hostname string
 	started  bool
-	// settled: started, and its kernel views attached (what the runtime
-	// and the trap agent bind is final from then on).
-	settled bool
-	pid     int
-	bootOff time.Duration // when init started, after host boot
-	cg      *cgview.Cgroup
-	ns      nsSet
+	pid      int
+	bootOff  time.Duration // when init started, after host boot
+	cg       *cgview.Cgroup
+	ns       nsSet
 	// nsMu is held (read) while a namespace file is in use, so close does
 	// not pull it from under a setns.
 	nsMu   sync.RWMutex
@@ -51,16 +48,6 @@ type container struct {
 	views   map[string]cachedView
 	usage   cgview.CPUUsage
 	usageAt time.Time
-
-	// The kernel views pinned for it (bpfview.go): dest -> pin, and the
-	// unified cgroup they are bound to; under pinMu, held while the
-	// kernel's copy of its data changes (never with mu held).
-	pinMu sync.Mutex
-	pins  map[string]string
-	pinCg string
-	// sampled runs after each load sample (the daemon refreshes what the
-	// kernel views know).
-	sampled func()
 }
 
 // limitsTTL bounds how long a changed limit (docker update) takes to show.
@@ -178,7 +165,6 @@ func (c *container) start(proc string, pid int, cgroups map[string]string) error
 	c.views, c.usageAt = nil, time.Time{}
 	c.netClass = map[string]bool{}
 	c.started = true
-	c.settled = false
 	return nil
 }
 
@@ -194,7 +180,6 @@ func (c *container) close() {
 	}
 	c.ns.close()
 	c.started = false
-	c.settled = false
 }
 
 // snapshot is what one file read needs of the container, taken under the lock.
@@ -267,11 +252,7 @@ func (c *container) runLoad(proc string) {
 		}
 		c.mu.Lock()
 		c.load.sample(running, blocked, total, last)
-		sampled := c.sampled
 		c.mu.Unlock()
-		if sampled != nil {
-			sampled()
-		}
 		select {
 		case <-stop:
 			return

@@ -24,12 +24,8 @@ type daemon struct {
 	self   nsSet
 	// stateDir keeps a record of each started container, so that a
 	// restarted daemon takes them back (recover.go); "" for none.
-	stateDir string
-	recMu    sync.Mutex // serializes the records' writes
-	// bpf serves the kernel views (bpfview.go); nil where the kernel
-	// cannot, and the FUSE files serve them all.
-	bpf *bpfViews
-
+	stateDir   string
+	recMu      sync.Mutex // serializes the records' writes
 	mu         sync.RWMutex
 	containers map[string]*container
 }
@@ -51,11 +47,6 @@ func (d *daemon) close() {
 		c.close()
 	}
 	d.self.close()
-	if d.bpf != nil {
-		// Pins stay: containers keep reading them while no daemon runs,
-		// and the next one takes them back.
-		d.bpf.release()
-	}
 }
 
 func (d *daemon) get(id string) *container {
@@ -118,10 +109,6 @@ var mountDests = []string{
 // in the container's fresh sysfs, which has what the host's has: the DMI
 // and conntrack files are offered only where the host has them.
 func (d *daemon) mounts(id string) []ipc.FsMount {
-	var pins map[string]string
-	if c := d.get(id); c != nil {
-		pins = c.pinned()
-	}
 	out := make([]ipc.FsMount, 0, len(mountDests))
 	for _, dest := range mountDests {
 		if sys, ok := strings.CutPrefix(dest, "/sys/"); ok && (strings.HasPrefix(sys, "devices/virtual/dmi") || strings.HasPrefix(sys, "module/")) {
@@ -129,29 +116,19 @@ func (d *daemon) mounts(id string) []ipc.FsMount {
 				continue
 			}
 		}
-		m := ipc.FsMount{Source: filepath.Join(d.mountpoint, id, dest), Dest: dest}
-		if pin := pins[dest]; pin != "" {
-			m.Source, m.ReadOnly = pin, true
-		}
-		out = append(out, m)
+		out = append(out, ipc.FsMount{Source: filepath.Join(d.mountpoint, id, dest), Dest: dest})
 	}
 	return out
 }
 
 // Mounts is the trap agent's view of where a container's emulated files
-// come from (what `started` answered the runtime), whether the container is
-// registered, and whether the list is final: it has started and its kernel
-// views are pinned (or it is not registered).
-func (d *daemon) Mounts(id string) ([]ipc.FsMount, bool, bool) {
-	c := d.get(id)
-	if c == nil {
-		return nil, false, true
+// come from (what `register` answered the runtime), and whether the
+// container is registered.
+func (d *daemon) Mounts(id string) ([]ipc.FsMount, bool) {
+	if d.get(id) == nil {
+		return nil, false
 	}
-	c.mu.Lock()
-	settled := c.settled
-	c.mu.Unlock()
-	// Read after settled: a list read before could lack the pins.
-	return d.mounts(id), true, settled
+	return d.mounts(id), true
 }
 
 // ReadView returns the content of a container's emulated file by its
@@ -170,9 +147,8 @@ func (d *daemon) ReadView(id, dest string) ([]byte, error) {
 	return n.read()
 }
 
-// started learns the container's init pid and cgroups, pins its kernel
-// views, and answers with what to bind where: register's list, with the
-// kernel views' pins for the files they serve.
+// started learns the container's init pid and cgroups, and answers with
+// what to bind where: register's list.
 func (d *daemon) started(_ context.Context, r ipc.FsStarted) (ipc.FsRegistration, error) {
 	c := d.get(r.ID)
 	if c == nil {
@@ -184,11 +160,8 @@ func (d *daemon) started(_ context.Context, r ipc.FsStarted) (ipc.FsRegistration
 	if err := c.start(d.host.proc, r.Pid, r.Cgroups); err != nil {
 		return ipc.FsRegistration{}, fmt.Errorf("container %q: %w", r.ID, err)
 	}
-	d.attachKernelViews(c, r.Cgroups)
 	c.mu.Lock()
 	c.changed = func() { d.saveRecord(c, r.Cgroups) }
-	c.sampled = func() { d.refreshKernelData(c) }
-	c.settled = true
 	c.mu.Unlock()
 	go c.runLoad(d.host.proc)
 	d.saveRecord(c, r.Cgroups)
@@ -205,7 +178,6 @@ func (d *daemon) unregister(_ context.Context, r ipc.MgrID) (ipc.Empty, error) {
 	d.mu.Unlock()
 	d.dropRecord(r.ID)
 	if c != nil {
-		d.detachKernelViews(c)
 		c.close()
 		slog.Debug("unregistered", "id", r.ID)
 	}

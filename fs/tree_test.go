@@ -505,13 +505,13 @@ func BenchmarkRender(b *testing.B) {
 
 func TestTrapViews(t *testing.T) {
 	d := testDaemon(t)
-	if _, ok, _ := d.Mounts("nope"); ok {
+	if _, ok := d.Mounts("nope"); ok {
 		t.Error("Mounts of an unknown container")
 	}
 	fakeStarted(t, d, "a", map[string]string{"": v2Cgroup(t, map[string]string{
 		"memory.max": "536870912\n", "memory.current": "1048576\n", "memory.stat": "anon 1048576\n",
 	})})
-	ms, ok, _ := d.Mounts("a")
+	ms, ok := d.Mounts("a")
 	if !ok || len(ms) == 0 || ms[0].Dest != "/proc/uptime" {
 		t.Errorf("Mounts = %v, %v", ms, ok)
 	}

@@ -345,10 +345,9 @@ func (in *installer) removeRuntimeDirs() error {
 	}
 	in.h.removeEmptyDir(fsStateDir)
 	// The runtime keeps one private bind of /run/sysbox/rootfs (its
-	// rootfs mounts must not propagate); with no container left it goes,
-	// as does sysbox-fs's bpffs of kernel-view pins (the pins with it).
+	// rootfs mounts must not propagate); with no container left it goes.
 	if !in.h.dry {
-		for _, d := range []string{"/run/sysbox/rootfs", "/run/sysbox/notify", "/run/sysbox/bpf"} {
+		for _, d := range []string{"/run/sysbox/rootfs", "/run/sysbox/notify"} {
 			if in.h.root == "" {
 				_ = unix.Unmount(d, unix.MNT_DETACH)
 			}

@@ -8,9 +8,8 @@
 set -euo pipefail
 
 PKGS=(
-	# build: cgo against a static libseccomp; the kernel views' BPF object
-	# (committed; make bpf-check proves it is what its source compiles to)
-	gcc make git pkg-config libseccomp-dev file clang libbpf-dev
+	# build: cgo against a static libseccomp
+	gcc make git pkg-config libseccomp-dev file
 	# engine and test images
 	docker.io debootstrap debian-archive-keyring busybox-static ca-certificates
 	# what the runtime and its tests use on the host

@@ -50,12 +50,10 @@ import (
 
 // Views tells the agent what the fs daemon shows a container: the emulated
 // files and dirs (host source, container path) that the runtime bound over
-// its /proc and /sys. The fs daemon implements it with what its `started`
-// answers. registered: the daemon knows the container; settled: the list is
-// final (until the container has started, its kernel views, pins bound to
-// its cgroup, are not in it yet).
+// its /proc and /sys. The fs daemon implements it with what its `register`
+// answers. registered: the daemon knows the container.
 type Views interface {
-	Mounts(id string) (ms []ipc.FsMount, registered, settled bool)
+	Mounts(id string) (ms []ipc.FsMount, registered bool)
 }
 
 // ViewReader is what Views may also offer when the agent runs in the fs

@@ -112,11 +112,11 @@ type fakeViews struct {
 	m  map[string][]ipc.FsMount
 }
 
-func (v *fakeViews) Mounts(id string) ([]ipc.FsMount, bool, bool) {
+func (v *fakeViews) Mounts(id string) ([]ipc.FsMount, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	ms, ok := v.m[id]
-	return slices.Clone(ms), ok, true
+	return slices.Clone(ms), ok
 }
 
 // env is one agent on a private socket, with views on disk and a copy of

@@ -288,7 +288,6 @@ type overlay struct {
 	rel  string
 	kind coverKind
 	view string // host source, for a view
-	ro   bool   // the view is bound read-only (a kernel view's pin)
 }
 
 // viewOverlays are the container's views under top, as paths relative to
@@ -300,7 +299,7 @@ func viewOverlays(ms []ipc.FsMount, top string) []overlay {
 		if !ok || rel == "" {
 			continue
 		}
-		out = append(out, overlay{rel: rel, view: m.Source, ro: m.ReadOnly})
+		out = append(out, overlay{rel: rel, view: m.Source})
 	}
 	sortByDepth(out)
 	return out
@@ -547,13 +546,8 @@ func (f *fsSpec) sources() error {
 		}
 		f.srcs[i] = f.keep(fd)
 		if o.view != "" {
-			// As the runtime binds them: nosuid, nodev, and read-only
-			// where it binds them so.
-			attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
-			if o.ro {
-				attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
-			}
-			_ = unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &attr)
+			// As the runtime binds them: nosuid, nodev.
+			_ = unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV})
 		}
 	}
 	return nil
@@ -574,15 +568,13 @@ var devNull = sync.OnceValues(func() (int, error) {
 // the empty tmpfs its masked dirs get (one per container: even made
 // writable it holds no inode, and it is shared with no other container).
 type mountSources struct {
-	mu    sync.Mutex
-	views map[string]int    // host path of a view: O_PATH fd
-	devs  map[string]string // host path of a view: its filesystem's device
-	mask  int               // detached tmpfs, or -1
+	mu      sync.Mutex
+	views   map[string]int // host path of a view: O_PATH fd
+	mask    int            // detached tmpfs, or -1
+	viewDev string         // the FUSE mount's device, once known
 }
 
-func newMountSources() *mountSources {
-	return &mountSources{views: map[string]int{}, devs: map[string]string{}, mask: -1}
-}
+func newMountSources() *mountSources { return &mountSources{views: map[string]int{}, mask: -1} }
 
 // view opens path in the agent's mount namespace (the caller's thread must
 // be in it), once.
@@ -605,12 +597,12 @@ func (m *mountSources) viewLocked(path string) (int, error) {
 }
 
 // dev is the device ("major:minor") of the filesystem that holds the view
-// at path: the fs daemon's FUSE mount, or the bpffs of its kernel views.
+// at path: the fs daemon's FUSE mount, the same for every view.
 func (m *mountSources) dev(path string) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if d, ok := m.devs[path]; ok {
-		return d, nil
+	if m.viewDev != "" {
+		return m.viewDev, nil
 	}
 	fd, err := m.viewLocked(path)
 	if err != nil {
@@ -620,9 +612,8 @@ func (m *mountSources) dev(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	d := fmt.Sprintf("%d:%d", stx.Dev_major, stx.Dev_minor)
-	m.devs[path] = d
-	return d, nil
+	m.viewDev = fmt.Sprintf("%d:%d", stx.Dev_major, stx.Dev_minor)
+	return m.viewDev, nil
 }
 
 func (m *mountSources) maskDir() (int, error) {

@@ -24,16 +24,11 @@ type container struct {
 	layout  *layout
 	sources *mountSources
 	refs    int
-	// views: what the fs daemon shows this container (Views.Mounts, read
-	// until settled: then the daemon answers the same for the container's
-	// whole life, and asking costs a few stats of the host's sysfs);
-	// registered: the daemon knows the container.
+	// views: what the fs daemon shows this container (Views.Mounts: the
+	// same for the container's whole life); registered: the daemon knows
+	// the container.
 	views      []ipc.FsMount
-	settled    bool
 	registered bool
-	// viewDevs: the devices the views live on (the FUSE mount, the
-	// kernel views' bpffs), once settled.
-	viewDevs map[string]bool
 }
 
 // session serves one notify fd: the filter of a container's init, or of
@@ -246,7 +241,7 @@ func (s *session) next() (notif, bool, error) {
 // attach finds or makes the container's shared state. A new init pid under
 // a known ID is a restarted container: its mounts are read again.
 func (a *Agent) attach(id string, initPid int, log *slog.Logger) *container {
-	views, registered, settled := a.mounts(id)
+	views, registered := a.mounts(id)
 	a.mu.Lock()
 	ct := a.containers[id]
 	if ct != nil && ct.initPid == initPid {
@@ -254,7 +249,7 @@ func (a *Agent) attach(id string, initPid int, log *slog.Logger) *container {
 		a.mu.Unlock()
 		return ct
 	}
-	ct = &container{id: id, initPid: initPid, refs: 1, sources: newMountSources(), views: views, settled: settled, registered: registered}
+	ct = &container{id: id, initPid: initPid, refs: 1, sources: newMountSources(), views: views, registered: registered}
 	a.containers[id] = ct
 	a.mu.Unlock()
 	// Read before the container runs anything of its own: the runtime
@@ -300,57 +295,16 @@ func (a *Agent) detach(ct *container) {
 }
 
 // mounts asks the fs daemon what it shows container id.
-func (a *Agent) mounts(id string) (views []ipc.FsMount, registered, settled bool) {
+func (a *Agent) mounts(id string) (views []ipc.FsMount, registered bool) {
 	if a.views == nil {
-		return nil, false, true
+		return nil, false
 	}
 	return a.views.Mounts(id)
 }
 
 // views are the container's views (ipc.FsMount: host source, container
-// path); read-only. Asked again until the daemon's list is final: the
-// runtime's first calls come before the container's init has started.
-func (s *session) views() []ipc.FsMount {
-	s.a.mu.Lock()
-	ct := s.ct
-	views, settled := ct.views, ct.settled
-	s.a.mu.Unlock()
-	if settled {
-		return views
-	}
-	views, _, settled = s.a.mounts(ct.id)
-	s.a.mu.Lock()
-	ct.views, ct.settled = views, settled
-	s.a.mu.Unlock()
-	return views
-}
-
-// viewDevs are the devices ("major:minor") of the filesystems the views
-// live on, found once the list is settled.
-func (s *session) viewDevs() map[string]bool {
-	views := s.views()
-	s.a.mu.Lock()
-	devs, settled := s.ct.viewDevs, s.ct.settled
-	s.a.mu.Unlock()
-	if devs != nil {
-		return devs
-	}
-	devs = map[string]bool{}
-	for _, v := range views {
-		d, err := s.ct.sources.dev(v.Source)
-		if err != nil {
-			s.log.Debug("find a view's device", "view", v.Source, "err", err)
-			continue
-		}
-		devs[d] = true
-	}
-	if settled {
-		s.a.mu.Lock()
-		s.ct.viewDevs = devs
-		s.a.mu.Unlock()
-	}
-	return devs
-}
+// path); read-only, set once.
+func (s *session) views() []ipc.FsMount { return s.ct.views }
 
 func (s *session) layout() *layout {
 	s.a.mu.Lock()

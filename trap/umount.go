@@ -34,8 +34,14 @@ func umount2(c call) answer {
 func (c call) protectedAt(dirfd int32, path string, follow, emptyPath bool) (mountEntry, bool) {
 	l := c.s.layout()
 	views := c.s.views()
-	viewDevs := c.s.viewDevs()
-	want := func(t target) bool { return l.protectedDev(t.dev) || viewDevs[t.dev] }
+	viewDev := ""
+	if len(views) > 0 {
+		var err error
+		if viewDev, err = c.s.ct.sources.dev(views[0].Source); err != nil {
+			c.s.log.Debug("find the views' device", "err", err)
+		}
+	}
+	want := func(t target) bool { return l.protectedDev(t.dev) || t.dev == viewDev }
 	t, err := resolveAt(c, dirfd, path, follow, false, emptyPath, want)
 	if err != nil || !t.mountRoot || !t.found {
 		return mountEntry{}, false // the kernel gives the same error, or EINVAL
@@ -44,18 +50,17 @@ func (c call) protectedAt(dirfd int32, path string, follow, emptyPath bool) (mou
 }
 
 // isViewOf reports whether m is one of views where the runtime put it (or
-// its copy in another mount namespace): a FUSE mount (or a kernel view's
-// bpffs pin) at a view's container path that shows that view. The layout cannot tell: the runtime binds the
+// its copy in another mount namespace): a FUSE mount at a view's container
+// path that shows that view. The layout cannot tell: the runtime binds the
 // views after it handed the notify fd over, so they are not yet in the
 // mountinfo the layout was read from.
 func isViewOf(views []ipc.FsMount, m mountEntry) bool {
-	if !strings.HasPrefix(m.fstype, "fuse") && m.fstype != "bpf" || m.root == "/" {
+	if !strings.HasPrefix(m.fstype, "fuse") || m.root == "/" {
 		return false
 	}
 	for _, v := range views {
-		// The source is the view's host path on the FUSE mount (or
-		// the bpffs); the mount's root is the same path inside that
-		// filesystem.
+		// The source is the view's host path on the FUSE mount; the
+		// mount's root is the same path inside that filesystem.
 		if v.Dest == m.point && strings.HasSuffix(v.Source, m.root) {
 			return true
 		}

@@ -113,9 +113,6 @@ type FsRegister struct {
 type FsMount struct {
 	Source string `json:"source"`
 	Dest   string `json:"dest"`
-	// ReadOnly binds it read-only: a kernel view's pin belongs to the
-	// container's root (who could chmod it otherwise).
-	ReadOnly bool `json:"readOnly,omitempty"`
 }
 
 // FsRegistration is the fs daemon's answer: what to bind where.

@@ -161,12 +161,10 @@ func readControllerList(path string) []string {
 	return strings.Fields(string(b))
 }
 
-// probeCgroups also returns the layout it found (empty when mountinfo
-// cannot be read), for the probes that depend on it.
-func probeCgroups() (Result, cgroupLayout) {
+func probeCgroups() Result {
 	ms, err := readMountinfo()
 	if err != nil {
-		return Result{Name: "cgroups", Status: Fail, Detail: fmt.Sprintf("read mountinfo: %v", err), Remedy: "make sure /proc is mounted"}, cgroupLayout{}
+		return Result{Name: "cgroups", Status: Fail, Detail: fmt.Sprintf("read mountinfo: %v", err), Remedy: "make sure /proc is mounted"}
 	}
 	l := cgroupLayoutOf(ms)
 	var ctrls, subtree []string
@@ -174,5 +172,5 @@ func probeCgroups() (Result, cgroupLayout) {
 		ctrls = readControllerList(filepath.Join(l.v2, "cgroup.controllers"))
 		subtree = readControllerList(filepath.Join(l.v2, "cgroup.subtree_control"))
 	}
-	return cgroupResult(l, ctrls, subtree), l
+	return cgroupResult(l, ctrls, subtree)
 }

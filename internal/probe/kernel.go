@@ -112,29 +112,3 @@ func hasFilesystem(fstype string) bool {
 	b, err := os.ReadFile("/proc/filesystems")
 	return err == nil && filesystemsHas(string(b), fstype)
 }
-
-// kernelViewsResult: sysbox-fs serves /proc/uptime and /proc/loadavg
-// through BPF cgroup iterators (at procfs speed) where the kernel has its
-// BTF, cgroup iterators (6.1+) and a unified cgroup mount; elsewhere FUSE
-// serves them, so a missing piece is a warning.
-func kernelViewsResult(btf bool, v KernelVersion, verr error, unified bool) Result {
-	r := Result{Name: "kernel-views"}
-	var missing []string
-	if !btf {
-		missing = append(missing, "no kernel BTF (/sys/kernel/btf/vmlinux)")
-	}
-	if verr != nil || !v.AtLeast(6, 1) {
-		missing = append(missing, "no cgroup iterators (kernel older than 6.1)")
-	}
-	if !unified {
-		missing = append(missing, "no cgroup v2 mount")
-	}
-	if len(missing) == 0 {
-		r.Status, r.Detail = OK, "BTF, cgroup iterators and a unified cgroup: sysbox-fs serves /proc/uptime and /proc/loadavg from the kernel"
-		return r
-	}
-	r.Status = Warn
-	r.Detail = strings.Join(missing, "; ") + ": sysbox-fs serves /proc/uptime and /proc/loadavg through FUSE (same text, about 10x slower to read)"
-	r.Remedy = "optional: a 6.1+ kernel with CONFIG_DEBUG_INFO_BTF and a cgroup v2 (or hybrid) mount"
-	return r
-}

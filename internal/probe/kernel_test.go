@@ -2,7 +2,6 @@ package probe
 
 import (
 	"errors"
-	"strings"
 	"testing"
 )
 
@@ -103,29 +102,6 @@ func TestModulesResult(t *testing.T) {
 	for _, tt := range []struct{ mods, cfs bool }{{false, false}, {true, false}, {false, true}} {
 		r := modulesResult(tt.mods, tt.cfs)
 		checkResult(t, r, "modules", Warn)
-	}
-}
-
-func TestKernelViewsResult(t *testing.T) {
-	v618 := KernelVersion{6, 18, 0}
-	checkResult(t, kernelViewsResult(true, v618, nil, true), "kernel-views", OK)
-	for _, tt := range []struct {
-		btf     bool
-		v       KernelVersion
-		verr    error
-		unified bool
-		missing string
-	}{
-		{false, v618, nil, true, "BTF"},
-		{true, KernelVersion{5, 15, 0}, nil, true, "6.1"},
-		{true, KernelVersion{}, errors.New("bad release"), true, "6.1"},
-		{true, v618, nil, false, "cgroup v2"},
-	} {
-		r := kernelViewsResult(tt.btf, tt.v, tt.verr, tt.unified)
-		checkResult(t, r, "kernel-views", Warn)
-		if !strings.Contains(r.Detail, tt.missing) || !strings.Contains(r.Detail, "FUSE") {
-			t.Errorf("%+v: detail %q does not name %q and the fallback", tt, r.Detail, tt.missing)
-		}
 	}
 }
 

@@ -74,11 +74,9 @@ func All(o Options) []Result {
 	rs = append(rs, probeIDMap(h, o.DataRoot)...)
 	rs = append(rs, probeFUSE(h))
 	rs = append(rs, probeSeccomp(h)...)
-	cg, layout := probeCgroups()
-	rs = append(rs, cg)
+	rs = append(rs, probeCgroups())
 	rs = append(rs, binfmtResult(h.kernel, h.kerr, hasFilesystem("binfmt_misc")))
 	rs = append(rs, modulesResult(exists("/proc/modules"), hasFilesystem("configfs")))
-	rs = append(rs, kernelViewsResult(exists("/sys/kernel/btf/vmlinux"), h.kernel, h.kerr, layout.v2 != ""))
 	rs = append(rs, probeSubID())
 	rs = append(rs, probeEngines()...)
 	return rs

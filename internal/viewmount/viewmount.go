@@ -43,11 +43,6 @@ func Mount(pid int, views []ipc.FsMount, rootUID, rootGID uint32, replace bool) 
 			return fmt.Errorf("view %s: %w", v.Source, err)
 		}
 		fds = append(fds, fd)
-		if v.ReadOnly {
-			if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}); err != nil {
-				return fmt.Errorf("view %s read-only: %w", v.Source, err)
-			}
-		}
 	}
 	ns, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
