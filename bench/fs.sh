@@ -107,5 +107,6 @@ for f in $files $more; do
 done
 echo "== the FUSE floor: open+read+close of a fixed 18-byte direct-I/O file from a server that renders nothing"
 printf '  %-26s p50 %8.1f µs   p99 %8.1f µs   %5.1fx procfs (/proc/uptime)\n' "bench/fusefloor" "$floor50" "$floor99" "$(echo "$floor50 / ${p50["runc (kernel procfs) /proc/uptime"]}" | bc -l)"
-echo "  (goal: sysbox-fs p50 within 5x of the kernel's procfs, and faster than lxcfs; a file"
-echo "   served through FUSE with direct I/O cannot beat the floor: three round trips)"
+echo "  (goal: sysbox-fs p50 within 5x of the kernel's procfs, and faster than lxcfs. /proc's"
+echo "   resource views are stored files, one round trip (fs/store.go); the sysctls are direct-I/O"
+echo "   files, which cannot beat the floor: three round trips)"

@@ -7,11 +7,12 @@
 //
 // Layout: cmd.go the command and its lifecycle; daemon.go the registry and
 // the API; tree.go resolves view paths to nodes; fuse.go the FUSE ops;
-// views.go and sysctl.go the pure logic behind the files; splice.go why
-// sendfile gets EINVAL; recover.go how a restarted daemon takes running
-// containers back; cgroup reading is internal/cgview. No read or write
-// path spawns a process: namespaced sysctls are reached with setns on a
-// locked thread (ns.go).
+// views.go and sysctl.go the pure logic behind the files; store.go how
+// /proc's resource views reach readers through the page cache in one round
+// trip; splice.go why sendfile from the other files gets EINVAL;
+// recover.go how a restarted daemon takes running containers back; cgroup
+// reading is internal/cgview. No read or write path spawns a process:
+// namespaced sysctls are reached with setns on a locked thread (ns.go).
 package fs
 
 import (
@@ -28,6 +29,7 @@ import (
 	"time"
 
 	"github.com/jacobsa/fuse"
+	"github.com/jacobsa/fuse/fuseops"
 	"golang.org/x/sys/unix"
 
 	"github.com/sysbox-dev/sysbox/internal/ipc"
@@ -216,7 +218,7 @@ func (s *server) api() *ipc.Server {
 	api := ipc.NewServer()
 	ipc.Handle(api, ipc.FsRegisterMethod, s.d.register)
 	ipc.Handle(api, ipc.FsStartedMethod, s.d.started)
-	ipc.Handle(api, ipc.FsUnregisterMethod, s.d.unregister)
+	ipc.Handle(api, ipc.FsUnregisterMethod, s.unregister)
 	return api
 }
 
@@ -262,9 +264,25 @@ func (s *server) close() (unmounting, draining time.Duration) {
 		}
 		unmounting, draining = unmounted.Sub(start), time.Since(unmounted)
 		slog.Debug("unmounted", "path", s.mountpoint, "unmount", unmounting, "drain", draining)
+		if s.fs.store != nil {
+			s.fs.store.close()
+		}
 		s.d.close()
 	})
 	return unmounting, draining
+}
+
+// unregister drops a container, and its directory from the kernel's
+// cache of the view's names: its files are gone at once, not when the
+// cached entries expire (stored files' attributes are kept long).
+func (s *server) unregister(ctx context.Context, r ipc.MgrID) (ipc.Empty, error) {
+	out, err := s.d.unregister(ctx, r)
+	if err == nil && s.fs.store != nil {
+		if err := s.fs.store.notifyInvalEntry(fuseops.RootInodeID, r.ID); err != nil && !errors.Is(err, unix.ENOENT) {
+			slog.Debug("drop a container's names from the kernel's cache", "id", r.ID, "err", err)
+		}
+	}
+	return out, err
 }
 
 // fuseConn names the FUSE connection mounted at dir: fusectl's directory

@@ -2,9 +2,11 @@ package fs
 
 import (
 	"context"
+	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"os"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/jacobsa/fuse"
 	"github.com/jacobsa/fuse/fuseops"
 	"github.com/jacobsa/fuse/fuseutil"
+	"golang.org/x/sys/unix"
 )
 
 // fsys is the FUSE side: it maps the kernel's inode and handle numbers to
@@ -25,6 +28,10 @@ type fsys struct {
 	ids     map[string]fuseops.InodeID
 	handles map[fuseops.HandleID]*handle
 	nextH   fuseops.HandleID
+
+	// store fills the page cache of stored files (store.go); nil before
+	// the mount (they are served as direct I/O files then).
+	store *storeTable
 }
 
 // inode is a path the kernel holds a reference to; lookups counts them, and
@@ -44,6 +51,11 @@ type handle struct {
 	ents []dirent
 	dir  string
 	ns   bool // served in a container's namespace: not inline
+	// stored: read through the page cache (store.go); ino: a stored
+	// file's, counted open in the store (whether read through the page
+	// cache or, when its store could not be made, direct).
+	stored bool
+	ino    fuseops.InodeID
 }
 
 func newFsys(d *daemon) *fsys {
@@ -97,6 +109,9 @@ func (f *fsys) forget(id fuseops.InodeID, n uint64) {
 	if in.lookups <= n {
 		delete(f.inodes, id)
 		delete(f.ids, in.path)
+		if f.store != nil {
+			f.store.forget(id)
+		}
 		return
 	}
 	in.lookups -= n
@@ -162,7 +177,9 @@ func joinPath(dir, name string) string {
 // every path component under a directory bind (/proc/sys/kernel/pid_max)
 // is looked up again, a round trip each, through the container's network
 // namespace for /proc/sys/net. File sizes only bound sendfile (splice.go):
-// reads are direct I/O, so a cached size never cuts one.
+// reads are direct I/O, so a cached size never cuts one. Stored files
+// (store.go) are read through the page cache instead: their size is kept
+// right by the daemon, and their attributes are kept storedAttrTTL.
 const (
 	attrTTL  = time.Second
 	entryTTL = time.Second
@@ -180,12 +197,35 @@ func (f *fsys) LookUpInode(_ context.Context, op *fuseops.LookUpInodeOp) error {
 	if err != nil {
 		return errnoOf(err)
 	}
+	ino := f.acquire(p)
+	a, ttl, err := f.attrsOf(ino, n)
+	if err != nil {
+		f.forget(ino, 1)
+		return err
+	}
 	now := time.Now()
 	op.Entry = fuseops.ChildInodeEntry{
-		Child: f.acquire(p), Attributes: attrs(n),
-		AttributesExpiration: now.Add(attrTTL), EntryExpiration: now.Add(entryTTL),
+		Child: ino, Attributes: a,
+		AttributesExpiration: now.Add(ttl), EntryExpiration: now.Add(entryTTL),
 	}
 	return nil
+}
+
+// attrsOf is attrs, with a stored file's size as its page cache holds it,
+// and how long the kernel may keep them.
+func (f *fsys) attrsOf(ino fuseops.InodeID, n *node) (fuseops.InodeAttributes, time.Duration, error) {
+	if !n.stored || f.store == nil {
+		return attrs(n), attrTTL, nil
+	}
+	plain := *n
+	plain.sized = false // no render for the size: it comes from the store
+	a := attrs(&plain)
+	size, err := f.store.size(ino, n.read)
+	if err != nil {
+		return a, 0, errnoOf(err)
+	}
+	a.Size = size
+	return a, storedAttrTTL, nil
 }
 
 func (f *fsys) GetInodeAttributes(_ context.Context, op *fuseops.GetInodeAttributesOp) error {
@@ -193,8 +233,12 @@ func (f *fsys) GetInodeAttributes(_ context.Context, op *fuseops.GetInodeAttribu
 	if err != nil {
 		return err
 	}
-	op.Attributes = attrs(n)
-	op.AttributesExpiration = time.Now().Add(attrTTL)
+	a, ttl, err := f.attrsOf(op.Inode, n)
+	if err != nil {
+		return err
+	}
+	op.Attributes = a
+	op.AttributesExpiration = time.Now().Add(ttl)
 	return nil
 }
 
@@ -217,7 +261,11 @@ func (f *fsys) SetInodeAttributes(_ context.Context, op *fuseops.SetInodeAttribu
 			return syscall.EACCES
 		}
 	}
-	op.Attributes = attrs(n)
+	a, ttl, err := f.attrsOf(op.Inode, n)
+	if err != nil {
+		return err
+	}
+	op.Attributes, op.AttributesExpiration = a, time.Now().Add(ttl)
 	return nil
 }
 
@@ -318,8 +366,25 @@ func (f *fsys) OpenFile(_ context.Context, op *fuseops.OpenFileOp) error {
 	if (op.OpenFlags.IsWriteOnly() || op.OpenFlags.IsReadWrite()) && n.write == nil {
 		return syscall.EACCES
 	}
+	if n.stored && f.store != nil {
+		b, err := n.read()
+		if err != nil {
+			return errnoOf(err)
+		}
+		if f.store.opened(op.Inode, n.read, b) {
+			op.Handle = f.newHandle(&handle{n: n, buf: b, have: true, stored: true, ino: op.Inode})
+			op.KeepPageCache = true
+			return nil
+		}
+		// The page cache could not be given this render: direct I/O
+		// for this open, which the cached size cannot cut.
+		op.Handle = f.newHandle(&handle{n: n, buf: b, have: true, ino: op.Inode})
+		op.UseDirectIO = true
+		return nil
+	}
 	op.Handle = f.newHandle(&handle{n: n, ns: nsPath(p)})
-	// Sizes are 0: without direct I/O the kernel would read nothing.
+	// Sizes are not the content's: without direct I/O the kernel would
+	// read up to them.
 	op.UseDirectIO = true
 	return nil
 }
@@ -328,6 +393,15 @@ func (f *fsys) ReadFile(_ context.Context, op *fuseops.ReadFileOp) error {
 	h, ok := f.handle(op.Handle)
 	if !ok {
 		return syscall.EBADF
+	}
+	if h.stored {
+		// The page cache asks (a page evicted, or dropped by a size
+		// change): what it was last given, which the inode's size is.
+		src := h.buf
+		if r := f.store.current(h.ino); r != nil {
+			src = r.b
+		}
+		return readAt(op, src)
 	}
 	if classifyRead(op) == readCache {
 		// sendfile or splice: see splice.go.
@@ -346,10 +420,15 @@ func (f *fsys) ReadFile(_ context.Context, op *fuseops.ReadFileOp) error {
 		}
 		h.buf, h.have = b, true
 	}
-	if op.Offset >= int64(len(h.buf)) {
+	return readAt(op, h.buf)
+}
+
+// readAt answers op from content b.
+func readAt(op *fuseops.ReadFileOp, b []byte) error {
+	if op.Offset >= int64(len(b)) {
 		return nil
 	}
-	src := h.buf[op.Offset:]
+	src := b[op.Offset:]
 	if op.Dst != nil {
 		op.BytesRead = copy(op.Dst, src)
 		return nil
@@ -384,6 +463,9 @@ func (f *fsys) FlushFile(context.Context, *fuseops.FlushFileOp) error { return s
 // ReleaseFileHandle forgets the handle.
 
 func (f *fsys) ReleaseFileHandle(_ context.Context, op *fuseops.ReleaseFileHandleOp) error {
+	if h, ok := f.handle(op.Handle); ok && h.ino != 0 {
+		f.store.released(h.ino)
+	}
 	f.dropHandle(op.Handle)
 	return nil
 }
@@ -407,12 +489,14 @@ const maxRequest = 128 << 10
 
 // mountFS mounts the view at dir: allow_other so containers' processes
 // reach it, default_permissions so the kernel checks the owners and modes
-// the view reports.
+// the view reports. The daemon opens /dev/fuse and mounts it itself, and
+// hands the connection to jacobsa/fuse as /dev/fd/N: it keeps a dup of the
+// fd for the notifications that fill stored files' page caches (store.go),
+// which jacobsa/fuse does not send.
 func mountFS(dir string, f *fsys) (*fuse.MountedFileSystem, error) {
 	cfg := &fuse.MountConfig{
 		FSName:                  "sysboxfs",
 		Subtype:                 "sysboxfs",
-		Options:                 map[string]string{"allow_other": ""},
 		DisableWritebackCaching: true,
 		// Requests carry up to 128 KiB (larger files take several). Every
 		// op in flight holds a request buffer of a page plus MaxWrite, kept
@@ -424,5 +508,30 @@ func mountFS(dir string, f *fsys) (*fuse.MountedFileSystem, error) {
 		MaxWrite: maxRequest,
 		MaxPages: maxRequest / pageSize,
 	}
-	return fuse.Mount(dir, f, cfg)
+	// Blocking: the Go runtime's poller does not work with /dev/fuse.
+	dev, err := unix.Open("/dev/fuse", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open /dev/fuse: %w", err)
+	}
+	data := fmt.Sprintf("fd=%d,rootmode=40000,user_id=%d,group_id=%d,default_permissions,allow_other", dev, os.Getuid(), os.Getgid())
+	if err := unix.Mount(cfg.FSName, dir, "fuse."+cfg.Subtype, unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
+		unix.Close(dev)
+		return nil, err
+	}
+	notify, err := unix.FcntlInt(uintptr(dev), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		_ = unix.Unmount(dir, unix.MNT_DETACH)
+		unix.Close(dev)
+		return nil, err
+	}
+	f.store = newStoreTable(notify)
+	mfs, err := fuse.Mount("/dev/fd/"+strconv.Itoa(dev), f, cfg)
+	if err != nil {
+		_ = unix.Unmount(dir, unix.MNT_DETACH)
+		f.store.close()
+		f.store = nil
+		unix.Close(dev)
+		return nil, err
+	}
+	return mfs, nil
 }

@@ -778,7 +778,11 @@ func TestSendfile(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(want) <= pageSize && st.Size != pageSize {
+		// /proc's resource views are stored files (store.go): their size
+		// is their content's; the others report a page.
+		if stored := !strings.HasPrefix(f, "proc/sys/"); stored && st.Size != int64(len(want)) && f != "proc/uptime" {
+			t.Errorf("%s: size %d, want the content's %d (a stored file)", f, st.Size, len(want))
+		} else if !stored && len(want) <= pageSize && st.Size != pageSize {
 			t.Errorf("%s: size %d, want a page (sysfs's convention), so that splice asks", f, st.Size)
 		}
 		got, err := sendfileAll(p)
@@ -819,4 +823,101 @@ func TestSendfile(t *testing.T) {
 	}
 	wg.Wait()
 	t.Logf("concurrent sendfile: %d exact, %d refused (EINVAL), %d wrong", ok.Load(), refused.Load(), wrong.Load())
+}
+
+// TestStoredFiles: /proc's resource views come through the page cache,
+// filled at open (store.go): every open shows a fresh render; a reader
+// that keeps the file open and re-reads from offset 0 sees new content
+// within a refresh; a content that shrinks or grows is read whole, with no
+// stale tail; sendfile copies it.
+func TestStoredFiles(t *testing.T) {
+	requireRoot(t)
+	ts := startTestServer(t)
+	child := startChild(t)
+	pid := child.Process.Pid
+	const id = "st1"
+	ts.register(t, id, 100000)
+	cg := fakeV2(t, pid)
+	ts.started(t, id, pid, cg)
+	memFree := func(b []byte) string {
+		for line := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(line, "MemFree:"); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+		t.Fatalf("no MemFree in:\n%s", b)
+		return ""
+	}
+	meminfo := ts.path(id, "proc/meminfo")
+
+	// Held open: a re-read after lseek(fd, 0) shows a usage change.
+	fd, err := unix.Open(meminfo, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	readFd := func() []byte {
+		t.Helper()
+		if _, err := unix.Seek(fd, 0, 0); err != nil {
+			t.Fatalf("lseek: %v", err)
+		}
+		var out []byte
+		buf := make([]byte, 512)
+		for {
+			n, err := unix.Read(fd, buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				return out
+			}
+			out = append(out, buf[:n]...)
+		}
+	}
+	before := memFree(readFd())
+	if err := os.WriteFile(filepath.Join(cg[""], "memory.current"), []byte("209715200\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for memFree(readFd()) == before && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if after := memFree(readFd()); after == before || after != "319488 kB" {
+		t.Errorf("held meminfo: MemFree %s, then %s after the usage went to 200 MiB, want 319488 kB", before, after)
+	}
+	// A new open shows it at once, and agrees with the held one.
+	if b, _ := readRaw(meminfo); memFree(b) != "319488 kB" || string(b) != string(readFd()) {
+		t.Errorf("meminfo opened again:\n%s", b)
+	}
+
+	// cpuinfo shrinks (two CPUs to one) and grows back: read whole each
+	// time, through read(2) and sendfile(2).
+	online, _ := os.ReadFile("/sys/devices/system/cpu/online")
+	if strings.TrimSpace(string(online)) == "0" {
+		t.Skip("one CPU: cpuinfo cannot shrink here")
+	}
+	cpuset := filepath.Join(cg[""], "cpuset.cpus.effective")
+	cpuinfo := ts.path(id, "proc/cpuinfo")
+	for _, tc := range []struct {
+		cpus string
+		n    int
+	}{{"0-1", 2}, {"0", 1}, {"0-1", 2}, {"0", 1}} {
+		if err := os.WriteFile(cpuset, []byte(tc.cpus+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(limitsTTL + viewTTL)
+		b, err := readRaw(cpuinfo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Count(string(b), "processor\t:"); got != tc.n || !strings.HasSuffix(string(b), "\n\n") || strings.IndexByte(string(b), 0) >= 0 {
+			t.Errorf("cpuset %s: %d processors in %d bytes (want %d, whole):\n%q", tc.cpus, got, len(b), tc.n, b)
+		}
+		if st, err := statRaw(cpuinfo); err != nil || st.Size != int64(len(b)) {
+			t.Errorf("cpuset %s: stat size %d (%v), read %d bytes", tc.cpus, st.Size, err, len(b))
+		}
+		if s, err := sendfileAll(cpuinfo); err != nil || string(s) != string(b) {
+			t.Errorf("cpuset %s: sendfile copied %d bytes (%v), read(2) %d", tc.cpus, len(s), err, len(b))
+		}
+	}
 }

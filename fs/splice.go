@@ -9,6 +9,10 @@ import (
 
 // sendfile(2) and splice(2) from the view's files.
 //
+// (This is about the direct-I/O files: /proc/sys, /sys. /proc's resource
+// views are stored files, read through the page cache the daemon fills,
+// with their true size: sendfile copies them; see store.go.)
+//
 // Files are opened with direct I/O (FOPEN_DIRECT_IO): read(2) reaches
 // ReadFile every time and sees exactly what the daemon makes, whatever size
 // the file reports. Splice does not: up to at least Linux 6.18, FUSE splices

@@ -39,7 +39,9 @@ type node struct {
 	write    func(off int64, data []byte) error // nil: read-only
 	// sized: the content can outgrow a page, so its size is reported
 	// from a render (see fileSize in splice.go).
-	sized  bool
+	sized bool
+	// stored: read through the page cache, filled at open (store.go).
+	stored bool
 	list   func() ([]dirent, error)
 	target string
 }
@@ -175,21 +177,27 @@ func (d *daemon) resolveIn(c *container, rel string) (*node, error) {
 	file := func(mode os.FileMode, read func() ([]byte, error)) *node {
 		return &node{kind: kFile, mode: mode, uid: c.uid, gid: c.gid, read: read}
 	}
+	// /proc's resource views: stored files.
+	view := func(read func() ([]byte, error)) *node {
+		n := file(0o444, read)
+		n.stored = true
+		return n
+	}
 	switch rel {
 	case "proc/uptime":
-		return file(0o444, func() ([]byte, error) { return d.uptime(c), nil }), nil
+		return view(func() ([]byte, error) { return d.uptime(c), nil }), nil
 	case "proc/meminfo":
-		return file(0o444, func() ([]byte, error) { return d.meminfo(c) }), nil
+		return view(func() ([]byte, error) { return d.meminfo(c) }), nil
 	case "proc/swaps":
-		return file(0o444, func() ([]byte, error) { return d.swaps(c) }), nil
+		return view(func() ([]byte, error) { return d.swaps(c) }), nil
 	case "proc/cpuinfo":
-		return sized(file(0o444, func() ([]byte, error) { return d.cpuinfo(c) })), nil
+		return sized(view(func() ([]byte, error) { return d.cpuinfo(c) })), nil
 	case "proc/stat":
-		return sized(file(0o444, func() ([]byte, error) { return d.stat(c) })), nil
+		return sized(view(func() ([]byte, error) { return d.stat(c) })), nil
 	case "proc/loadavg":
-		return file(0o444, func() ([]byte, error) { return d.loadavg(c) }), nil
+		return view(func() ([]byte, error) { return d.loadavg(c) }), nil
 	case "proc/diskstats":
-		return sized(file(0o444, func() ([]byte, error) { return d.diskstats(c) })), nil
+		return sized(view(func() ([]byte, error) { return d.diskstats(c) })), nil
 	case "sys/devices/virtual/dmi/id/product_uuid":
 		// Root-only, as the host's is: it identifies the machine.
 		return file(0o400, func() ([]byte, error) { return []byte(c.uuid + "\n"), nil }), nil
