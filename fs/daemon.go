@@ -24,8 +24,9 @@ type daemon struct {
 	self   nsSet
 	// stateDir keeps a record of each started container, so that a
 	// restarted daemon takes them back (recover.go); "" for none.
-	stateDir   string
-	recMu      sync.Mutex // serializes the records' writes
+	stateDir string
+	recMu    sync.Mutex // serializes the records' writes
+
 	mu         sync.RWMutex
 	containers map[string]*container
 }

@@ -40,9 +40,9 @@ import (
 // (GETATTR, answered with the new length), drops the page and reads it
 // again (READ). Both are rare (a digit more or less).
 //
-// Two things can block a store in the kernel: another reader holding the
-// page locked while it waits for a READ this daemon has not answered yet
-// (after the page was evicted, or dropped by a shrink). The FUSE ops are
+// A store can block in the kernel: when another reader holds the page
+// locked while it waits for a READ this daemon has not answered yet (after
+// the page was evicted, or dropped by a shrink). The FUSE ops are
 // served on one goroutine (serve.go), which must never wait for that: it
 // hands the store to the storer goroutine and waits at most storeWait;
 // past that, or when another store of the file is under way, that open is
