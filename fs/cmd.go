@@ -264,9 +264,7 @@ func (s *server) close() (unmounting, draining time.Duration) {
 		}
 		unmounting, draining = unmounted.Sub(start), time.Since(unmounted)
 		slog.Debug("unmounted", "path", s.mountpoint, "unmount", unmounting, "drain", draining)
-		if s.fs.store != nil {
-			s.fs.store.close()
-		}
+		s.fs.store.close()
 		s.d.close()
 	})
 	return unmounting, draining
@@ -277,7 +275,7 @@ func (s *server) close() (unmounting, draining time.Duration) {
 // cached entries expire (stored files' attributes are kept long).
 func (s *server) unregister(ctx context.Context, r ipc.MgrID) (ipc.Empty, error) {
 	out, err := s.d.unregister(ctx, r)
-	if err == nil && s.fs.store != nil {
+	if err == nil {
 		if err := s.fs.store.notifyInvalEntry(fuseops.RootInodeID, r.ID); err != nil && !errors.Is(err, unix.ENOENT) {
 			slog.Debug("drop a container's names from the kernel's cache", "id", r.ID, "err", err)
 		}

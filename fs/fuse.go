@@ -150,12 +150,7 @@ func attrs(n *node) fuseops.InodeAttributes {
 		a.Mode = os.ModeSymlink | 0o777
 		a.Size = uint64(len(n.target))
 	case kFile:
-		a.Size = pageSize
-		if n.sized && n.read != nil {
-			if b, err := n.read(); err == nil {
-				a.Size = fileSize(len(b))
-			}
-		}
+		a.Size = pageSize // stored files: their content's (attrsOf)
 	}
 	return a
 }
@@ -217,9 +212,7 @@ func (f *fsys) attrsOf(ino fuseops.InodeID, n *node) (fuseops.InodeAttributes, t
 	if !n.stored || f.store == nil {
 		return attrs(n), attrTTL, nil
 	}
-	plain := *n
-	plain.sized = false // no render for the size: it comes from the store
-	a := attrs(&plain)
+	a := attrs(n)
 	size, err := f.store.size(ino, n.read)
 	if err != nil {
 		return a, 0, errnoOf(err)
@@ -372,13 +365,13 @@ func (f *fsys) OpenFile(_ context.Context, op *fuseops.OpenFileOp) error {
 			return errnoOf(err)
 		}
 		if f.store.opened(op.Inode, n.read, b) {
-			op.Handle = f.newHandle(&handle{n: n, buf: b, have: true, stored: true, ino: op.Inode})
+			op.Handle = f.newHandle(&handle{n: n, stored: true, ino: op.Inode})
 			op.KeepPageCache = true
 			return nil
 		}
 		// The page cache could not be given this render: direct I/O
 		// for this open, which the cached size cannot cut.
-		op.Handle = f.newHandle(&handle{n: n, buf: b, have: true, ino: op.Inode})
+		op.Handle = f.newHandle(&handle{n: n, ino: op.Inode})
 		op.UseDirectIO = true
 		return nil
 	}
@@ -397,11 +390,7 @@ func (f *fsys) ReadFile(_ context.Context, op *fuseops.ReadFileOp) error {
 	if h.stored {
 		// The page cache asks (a page evicted, or dropped by a size
 		// change): what it was last given, which the inode's size is.
-		src := h.buf
-		if r := f.store.current(h.ino); r != nil {
-			src = r.b
-		}
-		return readAt(op, src)
+		return readAt(op, f.store.current(h.ino))
 	}
 	if classifyRead(op) == readCache {
 		// sendfile or splice: see splice.go.

@@ -37,21 +37,14 @@ import (
 // io.Copy, Python's shutil, Rust's io::copy. A raw sendfile caller gets the
 // error, never wrong data.
 //
-// The size is sysfs's convention, a page, for a content that fits in one:
-// tools take it for an estimate and read to EOF (coreutils' wc and tail say
-// so; cp stops at EOF). A larger content (cpuinfo, stat or diskstats on a
-// big host) reports its length when the attributes were made (at most
-// attrTTL ago): a page would make tail -n read only the first one and cp
-// copy only that.
+// The size is sysfs's convention, a page: tools take it for an estimate
+// and read to EOF (coreutils' wc and tail say so; cp stops at EOF). These
+// files (sysctls, cpu lists, the machine's UUID) fit in one; the resource
+// views that can outgrow it (cpuinfo, stat, diskstats on a big host) are
+// stored files, which report their length.
 
-// pageSize is the size a generated file reports when its content fits in a
-// page.
+// pageSize is the size a direct-I/O file reports.
 const pageSize = 4096
-
-// fileSize is what a generated file of n bytes reports.
-func fileSize(n int) uint64 {
-	return uint64(max(n, pageSize))
-}
 
 // readKind is where a FUSE read comes from.
 type readKind uint8

@@ -53,11 +53,3 @@ func TestClassifyRead(t *testing.T) {
 		}
 	}
 }
-
-func TestFileSize(t *testing.T) {
-	for n, want := range map[int]uint64{0: pageSize, 14: pageSize, pageSize: pageSize, pageSize + 1: pageSize + 1, 100000: 100000} {
-		if got := fileSize(n); got != want {
-			t.Errorf("fileSize(%d) = %d, want %d", n, got, want)
-		}
-	}
-}

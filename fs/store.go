@@ -69,26 +69,21 @@ const (
 	outHeaderSize    = 16
 )
 
-// rendered is one render of a stored file.
-type rendered struct {
-	b []byte
-}
-
 // storedFile is the daemon's side of one stored file's page cache.
 type storedFile struct {
 	// mu is held by whoever stores the file's content (TryLock only on
 	// the serving goroutine).
 	mu   sync.Mutex
-	cur  atomic.Pointer[rendered] // what the page cache was last given
-	size atomic.Int64             // the inode size the kernel was told
-	open atomic.Int32             // open handles
+	cur  atomic.Pointer[[]byte] // what the page cache was last given
+	size atomic.Int64           // the inode size the kernel was told
+	open atomic.Int32           // open handles
 	read atomic.Pointer[func() ([]byte, error)]
 }
 
 type storeJob struct {
 	ino  fuseops.InodeID
 	f    *storedFile
-	r    *rendered
+	b    []byte
 	done chan bool
 }
 
@@ -173,11 +168,11 @@ func (t *storeTable) opened(ino fuseops.InodeID, read func() ([]byte, error), b 
 	if !f.mu.TryLock() {
 		return false // a refresh is under way (or stuck)
 	}
-	if cur := f.cur.Load(); cur != nil && bytes.Equal(cur.b, b) && f.size.Load() == int64(len(b)) {
+	if cur := f.cur.Load(); cur != nil && bytes.Equal(*cur, b) {
 		f.mu.Unlock()
 		return true // the page cache has it already
 	}
-	j := storeJob{ino: ino, f: f, r: &rendered{b: b}, done: make(chan bool, 1)}
+	j := storeJob{ino: ino, f: f, b: b, done: make(chan bool, 1)}
 	select {
 	case t.jobs <- j: // the storer unlocks f.mu
 	default:
@@ -205,14 +200,17 @@ func (t *storeTable) released(ino fuseops.InodeID) {
 }
 
 // current is what the page cache of ino was last given (nil: nothing yet).
-func (t *storeTable) current(ino fuseops.InodeID) *rendered {
+func (t *storeTable) current(ino fuseops.InodeID) []byte {
 	t.mu.Lock()
 	f := t.files[ino]
 	t.mu.Unlock()
 	if f == nil {
 		return nil
 	}
-	return f.cur.Load()
+	if b := f.cur.Load(); b != nil {
+		return *b
+	}
+	return nil
 }
 
 func (t *storeTable) storer() {
@@ -222,7 +220,7 @@ func (t *storeTable) storer() {
 		case <-t.stop:
 			return
 		case j := <-t.jobs:
-			ok := t.put(j.ino, j.f, j.r)
+			ok := t.put(j.ino, j.f, j.b)
 			j.f.mu.Unlock()
 			j.done <- ok
 		}
@@ -271,27 +269,27 @@ func (t *storeTable) refresh(ino fuseops.InodeID) {
 	if err != nil {
 		return // the container went; its handles close
 	}
-	if cur := f.cur.Load(); cur != nil && bytes.Equal(cur.b, b) {
+	if cur := f.cur.Load(); cur != nil && bytes.Equal(*cur, b) {
 		return
 	}
 	if !f.mu.TryLock() {
 		return // an open stores it
 	}
 	defer f.mu.Unlock()
-	t.put(ino, f, &rendered{b: b})
+	t.put(ino, f, b)
 }
 
 // put gives the kernel r as ino's content; f.mu is held. A shorter
 // content also invalidates the inode's attributes (see above).
-func (t *storeTable) put(ino fuseops.InodeID, f *storedFile, r *rendered) bool {
+func (t *storeTable) put(ino fuseops.InodeID, f *storedFile, b []byte) bool {
 	old := f.size.Load()
-	f.cur.Store(r)
-	f.size.Store(int64(len(r.b)))
-	if err := t.notifyStore(ino, r.b); err != nil {
+	f.cur.Store(&b)
+	f.size.Store(int64(len(b)))
+	if err := t.notifyStore(ino, b); err != nil {
 		slog.Debug("store a view in the page cache", "ino", ino, "err", err)
 		return false
 	}
-	if int64(len(r.b)) < old {
+	if int64(len(b)) < old {
 		if err := t.notifyInvalAttrs(ino); err != nil {
 			slog.Debug("invalidate a view's attributes", "ino", ino, "err", err)
 			return false

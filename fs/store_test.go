@@ -96,8 +96,8 @@ func TestStoreMessages(t *testing.T) {
 	if size, _ := st.size(7, render("x")); size != 4 {
 		t.Errorf("size %d after the shorter store, want 4", size)
 	}
-	if r := st.current(7); r == nil || string(r.b) != "123\n" {
-		t.Errorf("current %v", r)
+	if b := st.current(7); string(b) != "123\n" {
+		t.Errorf("current %q", b)
 	}
 	st.released(7)
 	st.released(7)

@@ -37,9 +37,6 @@ type node struct {
 	uid, gid uint32
 	read     func() ([]byte, error)
 	write    func(off int64, data []byte) error // nil: read-only
-	// sized: the content can outgrow a page, so its size is reported
-	// from a render (see fileSize in splice.go).
-	sized bool
 	// stored: read through the page cache, filled at open (store.go).
 	stored bool
 	list   func() ([]dirent, error)
@@ -191,13 +188,13 @@ func (d *daemon) resolveIn(c *container, rel string) (*node, error) {
 	case "proc/swaps":
 		return view(func() ([]byte, error) { return d.swaps(c) }), nil
 	case "proc/cpuinfo":
-		return sized(view(func() ([]byte, error) { return d.cpuinfo(c) })), nil
+		return view(func() ([]byte, error) { return d.cpuinfo(c) }), nil
 	case "proc/stat":
-		return sized(view(func() ([]byte, error) { return d.stat(c) })), nil
+		return view(func() ([]byte, error) { return d.stat(c) }), nil
 	case "proc/loadavg":
 		return view(func() ([]byte, error) { return d.loadavg(c) }), nil
 	case "proc/diskstats":
-		return sized(view(func() ([]byte, error) { return d.diskstats(c) })), nil
+		return view(func() ([]byte, error) { return d.diskstats(c) }), nil
 	case "sys/devices/virtual/dmi/id/product_uuid":
 		// Root-only, as the host's is: it identifies the machine.
 		return file(0o400, func() ([]byte, error) { return []byte(c.uuid + "\n"), nil }), nil
@@ -205,11 +202,6 @@ func (d *daemon) resolveIn(c *container, rel string) (*node, error) {
 		return d.hashsize(c)
 	}
 	return nil, syscall.ENOENT
-}
-
-func sized(n *node) *node {
-	n.sized = true
-	return n
 }
 
 func (d *daemon) hasFile(p string) bool {
