@@ -69,7 +69,7 @@ func (c *Cmd) Run() error {
 	defer srv.close()
 	srv.d.stateDir = c.StateDir
 	if srv.d.stateDir == "" {
-		srv.d.stateDir = filepath.Join(filepath.Dir(c.Socket), "fs-state")
+		srv.d.stateDir = filepath.Join(filepath.Dir(c.Socket), filepath.Base(ipc.FsStateDir))
 	}
 	// Before the API answers: a runtime's register must not race the
 	// record of the same container.

@@ -64,11 +64,6 @@ func (s *nsSet) close() {
 	}
 }
 
-// errThreadStuck: a thread joined a container's namespace and could not
-// come back. It stays locked to its goroutine, so the runtime ends the
-// thread with the goroutine, and no other goroutine ever runs in there.
-var errThreadStuck = errors.New("thread stuck in a container's namespace")
-
 // stuckThreads counts threads left in a container's namespace (never, short
 // of a kernel refusing setns into the daemon's own namespace). After one,
 // namespace ops leave the FUSE reader (serve.go), which is long-lived.
@@ -100,7 +95,9 @@ func inNS(k nsKind, target, home *os.File, fn func() error) error {
 	err := fn()
 	if rerr := unix.Setns(int(home.Fd()), nsFlags[k]); rerr != nil {
 		stuckThreads.Add(1)
-		return errors.Join(err, errThreadStuck, fmt.Errorf("setns back to own %s: %w", nsNames[k], rerr))
+		// The thread stays locked to its goroutine: the runtime ends it
+		// with the goroutine, and no other goroutine runs in there.
+		return errors.Join(err, fmt.Errorf("thread stuck in a container's namespace: setns back to own %s: %w", nsNames[k], rerr))
 	}
 	runtime.UnlockOSThread()
 	return err

@@ -26,11 +26,8 @@ import (
 // whose init still runs and binds fresh views over the dead ones.
 //
 // The values a container wrote to its emulated sysctls are in the record
-// too and come back. What does not come back is the trap agent's
-// sessions. The notify fd of a seccomp filter goes to the agent once, when
-// the filter is installed, so the processes that were running keep getting
-// ENOSYS for trapped calls; processes started afterwards (docker exec) get
-// a new filter and the new agent.
+// too and come back. The trap agent's sessions come back through
+// sysbox-mgr's fd store (trap/fdstore.go), not through these records.
 
 // record is what the daemon keeps of a started container.
 type record struct {
@@ -57,24 +54,23 @@ func (d *daemon) saveRecord(c *container, cgroups map[string]string) {
 		return
 	}
 	c.mu.Lock()
-	r := record{ID: c.id, UIDBase: c.uid, GIDBase: c.gid, Hostname: c.hostname, Pid: c.pid, Cgroups: cgroups, Sysctl: maps.Clone(c.sysctl)}
+	// The init's start time, as `started` read it (bootOff is its ticks).
+	r := record{
+		ID: c.id, UIDBase: c.uid, GIDBase: c.gid, Hostname: c.hostname, Pid: c.pid,
+		Start: uint64(c.bootOff / tick), Cgroups: cgroups, Sysctl: maps.Clone(c.sysctl),
+	}
 	c.mu.Unlock()
-	start, err := d.startTime(r.Pid)
+	b, err := json.Marshal(r)
 	if err == nil {
-		var b []byte
-		if b, err = json.Marshal(r.withStart(start)); err == nil {
-			// One writer at a time: two sysctl writes share the temp file.
-			d.recMu.Lock()
-			err = writeFileAtomic(d.recordPath(r.ID), b)
-			d.recMu.Unlock()
-		}
+		// One writer at a time: two sysctl writes share the temp file.
+		d.recMu.Lock()
+		err = writeFileAtomic(d.recordPath(r.ID), b)
+		d.recMu.Unlock()
 	}
 	if err != nil {
 		slog.Warn("keep a record of the container for a restart of sysbox-fs", "id", r.ID, "err", err)
 	}
 }
-
-func (r record) withStart(s uint64) record { r.Start = s; return r }
 
 func (d *daemon) dropRecord(id string) {
 	if d.stateDir == "" {
@@ -156,15 +152,15 @@ func (d *daemon) recoverOne(id string) error {
 	if _, err := d.register(context.Background(), ipc.FsRegister{ID: r.ID, UIDBase: r.UIDBase, GIDBase: r.GIDBase, Hostname: r.Hostname}); err != nil {
 		return err
 	}
-	if _, err := d.started(context.Background(), ipc.FsStarted{ID: r.ID, Pid: r.Pid, Cgroups: r.Cgroups}); err != nil {
-		_, _ = d.unregister(context.Background(), ipc.MgrID{ID: id})
-		return err
-	}
-	if c := d.get(id); c != nil && len(r.Sysctl) > 0 {
+	// Before started, which writes the record again: with the values.
+	if c := d.get(id); c != nil {
 		c.mu.Lock()
 		maps.Copy(c.sysctl, r.Sysctl)
 		c.mu.Unlock()
-		d.saveRecord(c, r.Cgroups)
+	}
+	if _, err := d.started(context.Background(), ipc.FsStarted{ID: r.ID, Pid: r.Pid, Cgroups: r.Cgroups}); err != nil {
+		_, _ = d.unregister(context.Background(), ipc.MgrID{ID: id})
+		return err
 	}
 	if err := viewmount.Mount(r.Pid, d.mounts(id), r.UIDBase, r.GIDBase, true); err != nil {
 		_, _ = d.unregister(context.Background(), ipc.MgrID{ID: id})

@@ -18,7 +18,12 @@ func TestRecords(t *testing.T) {
 	d.stateDir = t.TempDir()
 
 	c := newContainer("ct", 100000, 100000, "box")
-	c.pid = os.Getpid()
+	// Started as the runtime's `started` does: the record takes the init's
+	// start time from what start read.
+	if err := c.start("/proc", os.Getpid(), map[string]string{"": "/sys/fs/cgroup/x"}); err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
 	c.sysctl["kernel/pid_max"] = "77777"
 	d.saveRecord(c, map[string]string{"": "/sys/fs/cgroup/x"})
 	b, err := os.ReadFile(d.recordPath("ct"))

@@ -320,9 +320,6 @@ func (in *installer) restoreRest() error {
 	return nil
 }
 
-// fsStateDir is where sysbox-fs keeps its records (beside its socket).
-const fsStateDir = ipc.RunDir + "/fs-state"
-
 // removeRuntimeDirs removes the logs and pid files of directly started
 // daemons, and their directories when nothing else is in them.
 func (in *installer) removeRuntimeDirs() error {
@@ -336,14 +333,14 @@ func (in *installer) removeRuntimeDirs() error {
 	in.h.removeEmptyDir(logDir)
 	// sysbox-fs keeps a record of each running container there, to take
 	// them back after a restart; with the daemon gone they mean nothing.
-	if ents, err := os.ReadDir(in.h.path(fsStateDir)); err == nil {
+	if ents, err := os.ReadDir(in.h.path(ipc.FsStateDir)); err == nil {
 		for _, e := range ents {
-			if err := in.h.removeFile(filepath.Join(fsStateDir, e.Name())); err != nil {
+			if err := in.h.removeFile(filepath.Join(ipc.FsStateDir, e.Name())); err != nil {
 				return err
 			}
 		}
 	}
-	in.h.removeEmptyDir(fsStateDir)
+	in.h.removeEmptyDir(ipc.FsStateDir)
 	// The runtime keeps one private bind of /run/sysbox/rootfs (its
 	// rootfs mounts must not propagate); with no container left it goes.
 	if !in.h.dry {

@@ -7,6 +7,9 @@ const (
 	MgrSocket  = RunDir + "/mgr.sock"
 	FsSocket   = RunDir + "/fs.sock"
 	TrapSocket = RunDir + "/seccomp.sock" // OCI seccomp-agent protocol, not this package's
+	// FsStateDir is where sysbox-fs keeps its containers' records (the
+	// default: beside its socket).
+	FsStateDir = RunDir + "/fs-state"
 )
 
 // Manager methods.
