@@ -148,18 +148,17 @@ func (d *daemon) ReadView(id, dest string) ([]byte, error) {
 	return n.read()
 }
 
-// started learns the container's init pid and cgroups, and answers with
-// what to bind where: register's list.
-func (d *daemon) started(_ context.Context, r ipc.FsStarted) (ipc.FsRegistration, error) {
+// started learns the container's init pid and cgroups.
+func (d *daemon) started(_ context.Context, r ipc.FsStarted) (ipc.Empty, error) {
 	c := d.get(r.ID)
 	if c == nil {
-		return ipc.FsRegistration{}, fmt.Errorf("container %q is not registered", r.ID)
+		return ipc.Empty{}, fmt.Errorf("container %q is not registered", r.ID)
 	}
 	if r.Pid <= 0 {
-		return ipc.FsRegistration{}, fmt.Errorf("container %q: bad init pid %d", r.ID, r.Pid)
+		return ipc.Empty{}, fmt.Errorf("container %q: bad init pid %d", r.ID, r.Pid)
 	}
 	if err := c.start(d.host.proc, r.Pid, r.Cgroups); err != nil {
-		return ipc.FsRegistration{}, fmt.Errorf("container %q: %w", r.ID, err)
+		return ipc.Empty{}, fmt.Errorf("container %q: %w", r.ID, err)
 	}
 	c.mu.Lock()
 	c.changed = func() { d.saveRecord(c, r.Cgroups) }
@@ -167,7 +166,7 @@ func (d *daemon) started(_ context.Context, r ipc.FsStarted) (ipc.FsRegistration
 	go c.runLoad(d.host.proc)
 	d.saveRecord(c, r.Cgroups)
 	slog.Debug("started", "id", r.ID, "pid", r.Pid, "cgroups", r.Cgroups)
-	return ipc.FsRegistration{Mounts: d.mounts(r.ID)}, nil
+	return ipc.Empty{}, nil
 }
 
 // unregister drops a container's view; unknown IDs are not an error, so a

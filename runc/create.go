@@ -268,18 +268,10 @@ func startContainer(g *Globals, f *createFlags, act action, detach, subreaper bo
 			}
 			if opts.NoFS {
 				views = nil
-			} else {
-				// Once started, the daemon serves some files from the
-				// kernel (bound to the container's cgroup, which exists
-				// now): its answer has their sources. An older daemon
-				// answers none.
-				started, err := startedFs(ctx, f.ID, pid, ct)
-				if err != nil {
-					return err
-				}
-				if started != nil {
-					views = started
-				}
+			} else if err := startedFs(ctx, f.ID, pid, ct); err != nil {
+				// Before the binds: the views show the started
+				// container from their first read.
+				return err
 			}
 			return viewmount.Mount(pid, views, rootUID, rootGID, false)
 		},

@@ -96,16 +96,15 @@ func registerFs(ctx context.Context, id string, s *specs.Spec, uid, gid uint32) 
 	return reg.Mounts, nil
 }
 
-func startedFs(ctx context.Context, id string, pid int, ct *libcontainer.Container) ([]ipc.FsMount, error) {
+func startedFs(ctx context.Context, id string, pid int, ct *libcontainer.Container) error {
 	st, err := ct.State()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	got, err := ipc.Call[ipc.FsStarted, ipc.FsRegistration](ctx, fsSocket, ipc.FsStartedMethod, ipc.FsStarted{ID: id, Pid: pid, Cgroups: st.CgroupPaths})
-	if err != nil {
-		return nil, daemonErr("sysbox-fs", err)
+	if _, err := ipc.Call[ipc.FsStarted, ipc.Empty](ctx, fsSocket, ipc.FsStartedMethod, ipc.FsStarted{ID: id, Pid: pid, Cgroups: st.CgroupPaths}); err != nil {
+		return daemonErr("sysbox-fs", err)
 	}
-	return got.Mounts, nil
+	return nil
 }
 
 func unregisterFs(id string) {

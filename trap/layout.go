@@ -84,13 +84,13 @@ type layout struct {
 
 	// protected: /proc, /sys and what the runtime mounted on them.
 	protected map[mountKey]bool
-	// readOnly: every mount that started read-only; readOnlyRoots: for
-	// each of their filesystems, the roots those mounts show.
-	readOnly      map[mountKey]bool
+	// readOnlyRoots: for each filesystem a mount that started read-only
+	// is on, the roots those mounts show.
 	readOnlyRoots map[string][]string
-	// The filesystems those are on: a path on any other cannot be one of
-	// them, which spares reading the caller's mountinfo.
-	protectedDevs, readOnlyDevs map[string]bool
+	// The filesystems the protected mounts are on: a path on any other
+	// cannot be one of them, which spares reading the caller's mountinfo
+	// (readOnlyDev does the same for the read-only ones).
+	protectedDevs map[string]bool
 }
 
 // isProtected matches by key, so the copies in another mount namespace
@@ -105,9 +105,6 @@ func (l *layout) isProtected(m mountEntry) bool { return l != nil && l.protected
 func (l *layout) isReadOnly(m mountEntry) bool {
 	if l == nil {
 		return false
-	}
-	if l.readOnly[m.key()] {
-		return true
 	}
 	for _, r := range l.readOnlyRoots[m.dev] {
 		if underRoot(m.root, r) {
@@ -124,19 +121,20 @@ func underRoot(p, root string) bool {
 
 func (l *layout) protectedDev(dev string) bool { return l != nil && l.protectedDevs[dev] }
 
-func (l *layout) readOnlyDev(dev string) bool { return l != nil && l.readOnlyDevs[dev] }
+func (l *layout) readOnlyDev(dev string) bool { return l != nil && len(l.readOnlyRoots[dev]) > 0 }
+
+// hasReadOnly: some mount started read-only.
+func (l *layout) hasReadOnly() bool { return l != nil && len(l.readOnlyRoots) > 0 }
 
 // buildLayout reads a container's layout out of its init's mountinfo.
 // views are the container paths of its views (Views.Mounts).
 func buildLayout(ms []mountEntry, views map[string]bool) *layout {
 	l := &layout{
-		protected: map[mountKey]bool{}, readOnly: map[mountKey]bool{}, readOnlyRoots: map[string][]string{},
-		protectedDevs: map[string]bool{}, readOnlyDevs: map[string]bool{},
+		protected: map[mountKey]bool{}, readOnlyRoots: map[string][]string{},
+		protectedDevs: map[string]bool{},
 	}
 	for _, m := range ms {
 		if m.readOnly() {
-			l.readOnly[m.key()] = true
-			l.readOnlyDevs[m.dev] = true
 			l.readOnlyRoots[m.dev] = append(l.readOnlyRoots[m.dev], m.root)
 		}
 	}

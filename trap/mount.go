@@ -146,7 +146,7 @@ func remount(c call, flags uint64) answer {
 		return continueCall
 	}
 	l := c.s.layout()
-	if l == nil || len(l.readOnly) == 0 {
+	if !l.hasReadOnly() {
 		return continueCall
 	}
 	path, err := c.str(1)

@@ -19,7 +19,7 @@ func init() {
 // one) stays read-only, as with mount(2)'s remount.
 func mountSetattr(c call) answer {
 	l := c.s.layout()
-	if l == nil || len(l.readOnly) == 0 {
+	if !l.hasReadOnly() {
 		return continueCall
 	}
 	// struct mount_attr: attr_set, attr_clr, propagation, userns_fd.
@@ -42,8 +42,10 @@ func mountSetattr(c call) answer {
 	}
 	flags := c.arg(2)
 	recursive := flags&unix.AT_RECURSIVE != 0
+	// Only a mount on a read-only filesystem can be one, unless the whole
+	// tree below it counts: the caller's mountinfo is read for those alone.
 	t, err := resolveAt(c, int32(c.arg(0)), path, flags&unix.AT_SYMLINK_NOFOLLOW == 0, false, flags&unix.AT_EMPTY_PATH != 0,
-		func(target) bool { return true })
+		func(t target) bool { return recursive || l.readOnlyDev(t.dev) })
 	if err != nil || !t.mountRoot {
 		return continueCall
 	}

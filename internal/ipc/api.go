@@ -100,7 +100,7 @@ type MgrStatus struct {
 // Fs daemon methods.
 const (
 	FsRegisterMethod   = "register"   // FsRegister -> FsRegistration
-	FsStartedMethod    = "started"    // FsStarted -> FsRegistration
+	FsStartedMethod    = "started"    // FsStarted -> Empty
 	FsUnregisterMethod = "unregister" // MgrID -> Empty
 )
 
