@@ -44,7 +44,7 @@ type Cmd struct {
 	Socket     string `default:"/run/sysbox/fs.sock" help:"API socket the runtime registers containers on."`
 	StateDir   string `name:"state-dir" help:"Where the daemon keeps a record of each running container, to take them back after a restart (default: fs-state beside --socket)."`
 	TrapSocket string `name:"trap-socket" default:"/run/sysbox/seccomp.sock" help:"Socket of the seccomp agent that handles mount, umount2, mknod and sysinfo for containers (OCI seccomp-agent protocol); empty to run without it."`
-	FdStore    string `name:"fd-store" default:"/run/sysbox/fdstore.sock" help:"sysbox-mgr's fd store: the trap agent leaves a copy of each notify fd there and takes back, when it starts, those a previous agent left, so running containers' trapped calls survive a restart of this daemon; empty: none."`
+	FdStore    string `name:"fd-store" help:"sysbox-mgr's fd store: the trap agent leaves a copy of each notify fd there and takes back, when it starts, those a previous agent left, so running containers' trapped calls survive a restart of this daemon (default: /run/sysbox/fdstore.sock; \"none\": no store)."`
 	Log        string `help:"Log file (default: stderr)."`
 	LogFormat  string `name:"log-format" enum:"text,json" default:"text" help:"Log format: text or json."`
 	Debug      bool   `help:"Log at debug level."`
@@ -88,7 +88,11 @@ func (c *Cmd) Run() error {
 		// The seccomp agent shares this daemon's lifetime and reads the
 		// views in-process.
 		ag := trap.NewAgent(c.TrapSocket, srv.d, slog.Default())
-		if c.FdStore != "" {
+		switch c.FdStore {
+		case "none":
+		case "":
+			ag.KeepFdsIn(ipc.FdStoreSocket)
+		default:
 			ag.KeepFdsIn(c.FdStore)
 		}
 		services = append(services, ag.Serve)

@@ -37,7 +37,7 @@ func (c *ServeCmd) serve(ctx context.Context, ready func()) (err error) {
 	fdStorePath := c.FdStore
 	switch fdStorePath {
 	case "":
-		fdStorePath = filepath.Join(filepath.Dir(c.Socket), "fdstore.sock")
+		fdStorePath = filepath.Join(filepath.Dir(c.Socket), filepath.Base(ipc.FdStoreSocket))
 	case "none":
 		fdStorePath = ""
 	}

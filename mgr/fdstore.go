@@ -254,7 +254,6 @@ func (s *fdStore) hold(a *agentFds, h heldFd) {
 		unix.Close(old.fd)
 	}
 	a.held[h.msg.Key] = h
-	s.pruneLocked(a)
 }
 
 // give sends the agent its fds (the store keeps them too), then end.

@@ -165,6 +165,16 @@ func TestFdStore(t *testing.T) {
 	if n := waitCount(s, 1); n != 1 {
 		t.Errorf("%d held after a replacing hold, want 1", n)
 	}
+	// ...and what comes back under the key is the new pipe.
+	got = take(t, a)
+	if _, err := unix.Write(w3, []byte("y")); err != nil {
+		t.Fatal(err)
+	}
+	_ = unix.SetNonblock(got["c1/1"], true)
+	if n, err := unix.Read(got["c1/1"], buf); n != 1 || err != nil || buf[0] != 'y' {
+		t.Errorf("after a replacing hold, the key gives back another fd: read %d %q %v", n, buf[:max(n, 0)], err)
+	}
+	unix.Close(got["c1/1"])
 
 	// a goes for longer than the grace: closed.
 	unix.Close(a)

@@ -89,10 +89,9 @@ type store struct {
 	commitErr error
 	committed *sync.Cond
 
-	kick     chan struct{}
-	quit     chan struct{}
-	done     chan struct{}
-	finalErr error // of the committer's last pass, at close
+	kick chan struct{}
+	quit chan struct{}
+	done chan struct{}
 
 	commits atomic.Uint64 // bbolt transactions, for the benchmarks
 
@@ -439,7 +438,6 @@ func (s *store) commitLoop() {
 			backoff = 0
 		}
 		if final {
-			s.finalErr = err
 			return
 		}
 	}
@@ -472,13 +470,11 @@ func (s *store) commit(failed []jrec) ([]jrec, error) {
 	}
 	s.commits.Add(1)
 	applied := batch[len(batch)-1].seq
-	s.mu.Lock()
-	s.applied, s.commitErr = applied, nil
-	s.committed.Broadcast()
-	s.mu.Unlock()
 	// Only this goroutine switches files: the other one takes no appends.
 	other := s.files[1-cur]
 	s.mu.Lock()
+	s.applied, s.commitErr = applied, nil
+	s.committed.Broadcast()
 	last := other.last
 	s.mu.Unlock()
 	if last != 0 && last <= applied {
@@ -522,8 +518,9 @@ func (s *store) close() error {
 		<-s.done
 		s.mu.Lock()
 		s.committed.Broadcast() // flush callers see closed
+		// The committer's last pass: its error, if it failed.
+		err := s.commitErr
 		s.mu.Unlock()
-		err := s.finalErr
 		if err == nil {
 			err = s.emptyJournal(false)
 		}
