@@ -63,7 +63,7 @@ sysbox_bundle() {
 	local b=$work/bundle
 	bench_bundle "$docker" "$image" "$b" "$work/procread" "$sysbox_bin"
 	# shellcheck disable=SC2086 # $files is a list
-	jq --arg n "$n" '.process.args = ["/procread", "-n", $n] + $ARGS.positional | .process.terminal = false | .root.readonly = false' \
+	jq --arg n "$n" '.process.args = ["/procread", "-n", $n] + $ARGS.positional' \
 		--args $files $more <"$b/config.json" >"$b/config.new"
 	mv "$b/config.new" "$b/config.json"
 	"$sysbox_bin" runc --root "$work/state" run --bundle "$b" "$bundle_id" </dev/null

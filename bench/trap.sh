@@ -70,8 +70,8 @@ if [ -n "$private" ]; then
 	b=$work/bundle
 	bench_bundle "$docker" "$image" "$b" "$work/trapcall" "$private"
 	jq --arg n "$n" --arg m "$m" --arg calls "$calls" \
-		'.process.terminal=false | .process.args=(["/trapcall","-n",$n,"-m",$m] + ($calls | split(" "))) |
-		 .root.readonly=false | .linux.seccomp={"defaultAction":"SCMP_ACT_ALLOW"}' \
+		'.process.args=(["/trapcall","-n",$n,"-m",$m] + ($calls | split(" "))) |
+		 .linux.seccomp={"defaultAction":"SCMP_ACT_ALLOW"}' \
 		"$b/config.json" >"$b/c" && mv "$b/c" "$b/config.json"
 fi
 

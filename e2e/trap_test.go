@@ -3,9 +3,7 @@
 package e2e
 
 // Issue 6: the seccomp trap agent (trap/, run in the fs daemon) end to end,
-// one test per "Done when" line, inside system containers. Views are read
-// with head, not busybox cat: busybox cat uses sendfile, which this
-// kernel's FUSE breaks on direct-I/O files.
+// one test per "Done when" line, inside system containers.
 //
 // The fs daemon test starts and kills a private fs daemon of its own and
 // runs its containers straight through the runtime, so it never disturbs

@@ -148,15 +148,9 @@ func TestInstallUninstallRoundTrip(t *testing.T) {
 			t.Errorf("after uninstall something still answers on %s", s)
 		}
 	}
-	for _, p := range []string{
-		"/etc/systemd/system/sysbox.service", "/etc/systemd/system/sysbox-mgr.service",
+	assertGone(t, "/etc/systemd/system/sysbox.service", "/etc/systemd/system/sysbox-mgr.service",
 		"/etc/systemd/system/sysbox-fs.service", "/etc/sysctl.d/99-sysbox.conf",
-		"/etc/sysbox", ipc.RunDir,
-	} {
-		if _, err := os.Lstat(p); err == nil {
-			t.Errorf("after uninstall %s is still there", p)
-		}
-	}
+		"/etc/sysbox", ipc.RunDir)
 	if out, _ := readOptional(t, "/etc/subuid"); bytes.Contains(out, []byte("sysbox:")) {
 		t.Errorf("after uninstall /etc/subuid still has a sysbox entry:\n%s", out)
 	}

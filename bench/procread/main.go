@@ -51,7 +51,7 @@ func latency(files []string, n int) {
 		times := make([]time.Duration, 0, n)
 		for i := 0; i < n+50; i++ {
 			start := time.Now()
-			if err := readDiscard(path, buf); err != nil {
+			if _, err := read(path, buf, false); err != nil {
 				fmt.Fprintf(os.Stderr, "procread: %v\n", err)
 				os.Exit(1)
 			}
@@ -65,27 +65,12 @@ func latency(files []string, n int) {
 	}
 }
 
-// readDiscard is open, read to EOF, close, keeping nothing: what latency
-// mode times.
-func readDiscard(path string, buf []byte) error {
-	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", path, err)
-	}
-	defer syscall.Close(fd)
-	for {
-		k, err := syscall.Read(fd, buf)
-		if err != nil {
-			return fmt.Errorf("read %s: %w", path, err)
-		}
-		if k == 0 {
-			return nil
-		}
-	}
-}
-
 // readAll is open, read to EOF, close: raw syscalls, as C programs do.
-func readAll(path string, buf []byte) ([]byte, error) {
+func readAll(path string, buf []byte) ([]byte, error) { return read(path, buf, true) }
+
+// read reads path to EOF through buf, keeping what it read or, for the
+// latency mode, nothing (no allocation in the timed loop).
+func read(path string, buf []byte, keep bool) ([]byte, error) {
 	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -100,7 +85,9 @@ func readAll(path string, buf []byte) ([]byte, error) {
 		if k == 0 {
 			return out, nil
 		}
-		out = append(out, buf[:k]...)
+		if keep {
+			out = append(out, buf[:k]...)
+		}
 	}
 }
 
@@ -172,8 +159,10 @@ func checkFiles(files []string) int {
 			verdict = "error(" + err.Error() + ")"
 		case len(sb) == 0:
 			verdict = "empty"
-		case wrong(path, sb) != "":
-			verdict = wrong(path, sb)
+		default:
+			if w := wrong(path, sb); w != "" {
+				verdict = w
+			}
 		}
 		fmt.Printf("%s read=%d sendfile=%s\n", path, len(rb), verdict)
 	}
@@ -201,8 +190,10 @@ func loadFiles(files []string, d time.Duration, readers int) int {
 				} else {
 					b, err = readAll(path, buf)
 				}
-				if err == nil && wrong(path, b) != "" {
-					err = fmt.Errorf("%s: %s content %q", path, wrong(path, b), b[:min(len(b), 64)])
+				if err == nil {
+					if w := wrong(path, b); w != "" {
+						err = fmt.Errorf("%s: %s content %q", path, w, b[:min(len(b), 64)])
+					}
 				}
 				reads.Add(1)
 				if err != nil && errs.Add(1) <= 5 {
