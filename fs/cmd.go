@@ -361,19 +361,10 @@ func clearStale(dir string) error {
 
 // mountedFS returns the type of the topmost mount at dir, "" if none.
 func mountedFS(dir string) (string, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	es, err := mountinfo.Self()
 	if err != nil {
 		return "", err
 	}
-	es, err := mountinfo.Parse(b)
-	if err != nil {
-		return "", err
-	}
-	var fstype string
-	for _, e := range es {
-		if e.Point == dir {
-			fstype = e.FSType // later lines are mounted on top
-		}
-	}
-	return fstype, nil
+	top, _ := mountinfo.Top(es, dir)
+	return top.FSType, nil
 }

@@ -385,11 +385,7 @@ func (in *installer) removeDataRoot(purge bool) error {
 // mountsUnder lists mount points inside dir (RemoveAll would descend into
 // them and delete what they hold).
 func mountsUnder(dir string) []string {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	es, err := mountinfo.Parse(b)
+	es, err := mountinfo.Self()
 	if err != nil {
 		return nil
 	}

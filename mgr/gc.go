@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sysbox-dev/sysbox/internal/mountinfo"
 )
 
 // anchorsFor lists the paths whose existence means the container still
@@ -20,7 +22,7 @@ import (
 // from a removed one.
 func anchorsFor(bundle, rootfs string) []anchor {
 	paths := []string{bundle, rootfs}
-	if mounts, err := readMounts(); err == nil {
+	if mounts, err := mountinfo.Self(); err == nil {
 		if up := overlayUpper(mounts, rootfs); up != "" && filepath.IsAbs(up) {
 			paths = append(paths, filepath.Clean(up))
 		}

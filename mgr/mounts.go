@@ -14,14 +14,6 @@ import (
 	"github.com/sysbox-dev/sysbox/internal/mountinfo"
 )
 
-func readMounts() ([]mountinfo.Entry, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil, fmt.Errorf("read mountinfo: %w", err)
-	}
-	return mountinfo.Parse(b)
-}
-
 // overlayUpper returns the upper dir of the overlay mounted at point, if
 // point is one (the last mount there is the visible one).
 func overlayUpper(mounts []mountinfo.Entry, point string) string {
@@ -61,7 +53,7 @@ func removeTree(dir string) error {
 	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	mounts, err := readMounts()
+	mounts, err := mountinfo.Self()
 	if err != nil {
 		return err
 	}
@@ -78,7 +70,7 @@ func removeTree(dir string) error {
 
 // clearTree empties dir (keeping it), detaching mounts inside first.
 func clearTree(dir string) error {
-	mounts, err := readMounts()
+	mounts, err := mountinfo.Self()
 	if err != nil {
 		return err
 	}

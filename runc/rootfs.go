@@ -83,9 +83,9 @@ func mountRootfs(id string, s *specs.Spec) (*rootfsMount, error) {
 		rm.remove()
 		return nil, err
 	}
-	if mi != nil && mi.fstype == "overlay" {
+	if mi != nil && mi.FSType == "overlay" {
 		uid, gid := rootIDs(s)
-		err = mountIdmappedOverlay(src, mi.super, target, userns, uid, gid)
+		err = mountIdmappedOverlay(src, mi.Super, target, userns, uid, gid)
 	} else {
 		err = bindIdmapped(src, target, userns)
 		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOTSUP) {
@@ -137,29 +137,17 @@ func privateDir(dir string) error {
 	return nil
 }
 
-type mountInfo struct {
-	fstype string
-	super  string
-}
-
 // mountAt finds the topmost mount whose mount point is path (nil if path is
 // not a mount point).
-func mountAt(path string) (*mountInfo, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
+func mountAt(path string) (*mountinfo.Entry, error) {
+	es, err := mountinfo.Self()
 	if err != nil {
 		return nil, err
 	}
-	es, err := mountinfo.Parse(b)
-	if err != nil {
-		return nil, err
+	if top, ok := mountinfo.Top(es, path); ok {
+		return &top, nil
 	}
-	var found *mountInfo
-	for _, e := range es {
-		if e.Point == path {
-			found = &mountInfo{fstype: e.FSType, super: e.Super}
-		}
-	}
-	return found, nil
+	return nil, nil
 }
 
 // overlayLayers reads lowerdir, upperdir and workdir from overlay super

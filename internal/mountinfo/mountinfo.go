@@ -5,6 +5,7 @@ package mountinfo
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 )
@@ -23,6 +24,28 @@ type Entry struct {
 	FSType     string
 	Source     string
 	Super      string // per-superblock options (overlay's lowerdir=…, cgroup v1's controllers)
+}
+
+// Self reads and parses the calling process's mountinfo.
+func Self() ([]Entry, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	return Parse(b)
+}
+
+// Top is the topmost mount at point (the last listed: later mounts are on
+// top), and whether there is one.
+func Top(es []Entry, point string) (Entry, bool) {
+	var top Entry
+	found := false
+	for _, e := range es {
+		if e.Point == point {
+			top, found = e, true
+		}
+	}
+	return top, found
 }
 
 // Parse reads mountinfo text; blank lines are skipped, a malformed line is

@@ -62,3 +62,17 @@ func TestSplitOptions(t *testing.T) {
 		t.Errorf("SplitOptions = %q, want %q", got, want)
 	}
 }
+
+// TestTop: the topmost mount at a point is the one listed last.
+func TestTop(t *testing.T) {
+	es := []Entry{{ID: 1, Point: "/a", FSType: "ext4"}, {ID: 2, Point: "/b", FSType: "tmpfs"}, {ID: 3, Point: "/a", FSType: "fuse"}}
+	if e, ok := Top(es, "/a"); !ok || e.ID != 3 {
+		t.Errorf("Top /a = %+v, %v; want the fuse mount on top", e, ok)
+	}
+	if _, ok := Top(es, "/c"); ok {
+		t.Error("Top /c found a mount")
+	}
+	if es, err := Self(); err != nil || len(es) == 0 {
+		t.Errorf("Self: %d entries, %v", len(es), err)
+	}
+}

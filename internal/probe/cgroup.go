@@ -162,7 +162,7 @@ func readControllerList(path string) []string {
 }
 
 func probeCgroups() Result {
-	ms, err := readMountinfo()
+	ms, err := mountinfo.Self()
 	if err != nil {
 		return Result{Name: "cgroups", Status: Fail, Detail: fmt.Sprintf("read mountinfo: %v", err), Remedy: "make sure /proc is mounted"}
 	}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sysbox-dev/sysbox/internal/mountinfo"
 )
 
 // probeFileID is the owner given to the probe file on disk; through the
@@ -79,7 +81,7 @@ func probeIDMap(h host, dataRoot string) []Result {
 		f.probed = f.dataRoot
 		return idmapResults(f)
 	}
-	if ms, err := readMountinfo(); err == nil {
+	if ms, err := mountinfo.Self(); err == nil {
 		if m, ok := mountFor(ms, f.probed); ok {
 			f.fstype = m.FSType
 		}

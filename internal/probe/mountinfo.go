@@ -25,14 +25,6 @@ func mountFor(ms []mountinfo.Entry, path string) (mountinfo.Entry, bool) {
 	return best, found
 }
 
-func readMountinfo() ([]mountinfo.Entry, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	return mountinfo.Parse(b)
-}
-
 // nearestExisting walks up from path to the first directory that exists, so
 // the probes can run on the filesystem a not-yet-created data root will use.
 func nearestExisting(path string) (string, error) {
