@@ -58,7 +58,7 @@ func Parse(b []byte) ([]Entry, error) {
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
-		e, err := ParseLine(string(line))
+		e, err := parseLine(string(line))
 		if err != nil {
 			return nil, fmt.Errorf("mountinfo line %d: %w", n, err)
 		}
@@ -67,8 +67,8 @@ func Parse(b []byte) ([]Entry, error) {
 	return out, nil
 }
 
-// ParseLine parses one mountinfo line.
-func ParseLine(line string) (Entry, error) {
+// parseLine parses one mountinfo line.
+func parseLine(line string) (Entry, error) {
 	f := strings.Fields(line)
 	sep := -1
 	for i := 6; i < len(f); i++ {
@@ -87,8 +87,8 @@ func ParseLine(line string) (Entry, error) {
 	}
 	e := Entry{
 		ID: id, Parent: parent, Dev: f[2],
-		Root: Unescape(f[3]), Point: Unescape(f[4]), Options: f[5],
-		FSType: f[sep+1], Source: Unescape(f[sep+2]),
+		Root: unescape(f[3]), Point: unescape(f[4]), Options: f[5],
+		FSType: f[sep+1], Source: unescape(f[sep+2]),
 	}
 	if len(f) > sep+3 {
 		e.Super = f[sep+3]
@@ -96,9 +96,9 @@ func ParseLine(line string) (Entry, error) {
 	return e, nil
 }
 
-// Unescape undoes the kernel's octal escapes (\040 for a space, \011 tab,
+// unescape undoes the kernel's octal escapes (\040 for a space, \011 tab,
 // \012 newline, \134 backslash).
-func Unescape(s string) string {
+func unescape(s string) string {
 	if !strings.Contains(s, `\`) {
 		return s
 	}

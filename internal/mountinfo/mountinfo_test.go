@@ -39,16 +39,16 @@ func TestUnescape(t *testing.T) {
 		`short\04`: `short\04`, `not\999`: `not\999`,
 		`tab\011x`: "tab\tx", `back\134lash`: `back\lash`, `trail\04`: `trail\04`, `bad\9x9`: `bad\9x9`,
 	} {
-		if got := Unescape(in); got != want {
-			t.Errorf("Unescape(%q) = %q, want %q", in, got, want)
+		if got := unescape(in); got != want {
+			t.Errorf("unescape(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
 
 func TestParseLine(t *testing.T) {
-	e, err := ParseLine(`36 25 0:32 / /var/lib/docker/overlay2/x/merged rw,relatime shared:1 - overlay overlay rw,lowerdir=/a:/b,upperdir=/c,workdir=/d`)
+	e, err := parseLine(`36 25 0:32 / /var/lib/docker/overlay2/x/merged rw,relatime shared:1 - overlay overlay rw,lowerdir=/a:/b,upperdir=/c,workdir=/d`)
 	if err != nil || e.Point != "/var/lib/docker/overlay2/x/merged" || e.FSType != "overlay" || !strings.HasPrefix(e.Super, "rw,lowerdir=/a:/b") {
-		t.Errorf("ParseLine = %+v, %v", e, err)
+		t.Errorf("parseLine = %+v, %v", e, err)
 	}
 }
 
